@@ -1,0 +1,138 @@
+"""Tests of the data layer."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from r2dn.data import SequenceData
+
+
+def make_data(batch=2, steps=10, nu=2, ny=3, seed=0, **kwargs) -> SequenceData:
+    rng = np.random.default_rng(seed)
+    fields = dict(
+        u=rng.normal(size=(batch, steps, nu)),
+        y=rng.normal(size=(batch, steps, ny)),
+        dt=0.5,
+        input_names=tuple(f"in{i}" for i in range(nu)),
+        output_names=tuple(f"out{i}" for i in range(ny)),
+    )
+    return SequenceData(**(fields | kwargs))
+
+
+# --- SequenceData -------------------------------------------------------------------------------
+
+
+def test_sequence_data_properties_and_coercion():
+    data = make_data(u=np.arange(2 * 10 * 2).reshape(2, 10, 2), input_names=["a", "b"])
+    assert (data.batch, data.length, data.nu, data.ny) == (2, 10, 2, 3)
+    assert data.u.dtype == np.float64  # integers become floats
+    assert data.input_names == ("a", "b")  # lists become tuples
+    assert make_data(y=np.zeros((2, 10, 3), np.float32)).y.dtype == np.float32
+
+
+def test_sequence_data_is_immutable():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        make_data().dt = 1.0
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (
+            {"u": np.zeros((10, 2))},
+            r"u must have shape \(batch, T, channels\), got shape \(10, 2\)",
+        ),
+        ({"y": np.zeros((2, 9, 3))}, r"agree in \(batch, T\), got u \(2, 10\) and y \(2, 9\)"),
+        ({"u": np.zeros((2, 10, 0)), "input_names": ()}, "at least one step and one channel"),
+        ({"output_names": ("a", "b")}, "2 output names .* for 3 output channels"),
+        ({"dt": 0.0}, "dt must be a positive sampling time"),
+        ({"dt": float("nan")}, "dt must be a positive sampling time"),
+    ],
+)
+def test_sequence_data_rejects_bad_input(fields, message):
+    with pytest.raises(ValueError, match=message):
+        make_data(**fields)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_sequence_data_locates_first_non_finite_value(bad):
+    y = np.zeros((2, 10, 3))
+    y[1, 7, 2] = bad
+    y[1, 8, 0] = bad  # later in time: not the first
+    with pytest.raises(ValueError, match=r"output channel 'out2' .* record 1, step 7"):
+        make_data(y=y)
+
+
+@settings(max_examples=50)
+@given(steps=st.integers(1, 40), length=st.integers(1, 40))
+def test_segments_partition_the_record(steps, length):
+    data = make_data(steps=steps)
+    if length > steps:
+        with pytest.raises(ValueError, match=f"segment length {length} exceeds .* T = {steps}"):
+            next(data.segments(length))
+        return
+    pairs = list(data.segments(length))
+    assert len(pairs) == steps // length
+    assert all(u.shape == (2, length, 2) and y.shape == (2, length, 3) for u, y in pairs)
+    kept = len(pairs) * length
+    np.testing.assert_array_equal(np.concatenate([u for u, _ in pairs], axis=1), data.u[:, :kept])
+    np.testing.assert_array_equal(np.concatenate([y for _, y in pairs], axis=1), data.y[:, :kept])
+
+
+def test_segments_rejects_nonpositive_length():
+    with pytest.raises(ValueError, match="at least 1"):
+        next(make_data().segments(0))
+
+
+def test_concat_batch_stacks_records():
+    a, b = make_data(batch=2, seed=0), make_data(batch=1, seed=1)
+    both = SequenceData.concat_batch([a, b])
+    assert both.batch == 3
+    np.testing.assert_array_equal(both.u, np.concatenate([a.u, b.u]))
+    np.testing.assert_array_equal(both.y[2], b.y[0])
+    assert (both.dt, both.input_names) == (a.dt, a.input_names)
+
+
+@pytest.mark.parametrize(
+    ("other", "message"),
+    [
+        (make_data(steps=11), "dataset 1 does not match dataset 0: length 10 != 11"),
+        (make_data(dt=0.1), "dt 0.5 != 0.1"),
+        (make_data(output_names=("x", "y", "z")), "output names"),
+    ],
+)
+def test_concat_batch_rejects_mismatched_datasets(other, message):
+    with pytest.raises(ValueError, match=message):
+        SequenceData.concat_batch([make_data(), other])
+
+
+def test_from_records_batches_equal_lengths():
+    records = [(np.ones((5, 1)), np.zeros((5, 2))), (2 * np.ones((5, 1)), np.ones((5, 2)))]
+    data = SequenceData.from_records(records, dt=1.0, input_names=["u"], output_names=["a", "b"])
+    assert data.u.shape == (2, 5, 1) and data.y.shape == (2, 5, 2)
+    np.testing.assert_array_equal(data.u[:, 0, 0], [1.0, 2.0])
+
+
+def test_from_records_ragged_lengths_error_or_truncate():
+    records = [(np.arange(5.0)[:, None], np.arange(5.0)[:, None]), (np.ones((3, 1)),) * 2]
+    names = dict(dt=1.0, input_names=["u"], output_names=["y"])
+    with pytest.raises(ValueError, match=r"different lengths \[5, 3\].*truncate=True"):
+        SequenceData.from_records(records, **names)
+    data = SequenceData.from_records(records, **names, truncate=True)
+    assert data.length == 3
+    np.testing.assert_array_equal(data.u[0, :, 0], [0.0, 1.0, 2.0])
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ((np.ones((5, 1)), np.ones((4, 1))), "record 0: u has 5 steps but y has 4"),
+        ((np.ones(5), np.ones((5, 1))), r"shape \(T, channels\).*x\[:, None\]"),
+    ],
+)
+def test_from_records_rejects_bad_records(record, message):
+    with pytest.raises(ValueError, match=message):
+        SequenceData.from_records([record], dt=1.0, input_names=["u"], output_names=["y"])

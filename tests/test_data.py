@@ -1,13 +1,17 @@
 """Tests of the data layer."""
 
 import dataclasses
+import json
 
+import hypothesis.extra.numpy as hnp
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from r2dn.data import SequenceData
+from r2dn.data import Normalizer, SequenceData
 
 
 def make_data(batch=2, steps=10, nu=2, ny=3, seed=0, **kwargs) -> SequenceData:
@@ -136,3 +140,68 @@ def test_from_records_ragged_lengths_error_or_truncate():
 def test_from_records_rejects_bad_records(record, message):
     with pytest.raises(ValueError, match=message):
         SequenceData.from_records([record], dt=1.0, input_names=["u"], output_names=["y"])
+
+
+# --- Normalizer ---------------------------------------------------------------------------------
+
+finite_records = hnp.arrays(
+    np.float64,
+    hnp.array_shapes(min_dims=2, max_dims=4, min_side=2, max_side=6),
+    elements=st.floats(-1e3, 1e3, allow_subnormal=False),
+)
+
+
+@given(y=finite_records)
+def test_normalizer_round_trip(y):
+    assume((y.reshape(-1, y.shape[-1]).std(axis=0) > 1e-3).all())  # constant: tested below
+    norm = Normalizer.from_record(y[..., :1], y)
+    np.testing.assert_allclose(norm.denormalize_y(norm.normalize_y(y)), y, atol=1e-9, rtol=1e-9)
+    z = norm.normalize_y(y).reshape(-1, y.shape[-1])
+    np.testing.assert_allclose(z.mean(axis=0), 0, atol=1e-9)
+    np.testing.assert_allclose(z.std(axis=0), 1, rtol=1e-6)
+
+
+def test_normalizer_fit_and_apply():
+    data = make_data(batch=3, steps=50)
+    norm = Normalizer.fit(data)
+    np.testing.assert_allclose(norm.u_mean, data.u.mean(axis=(0, 1)))
+    np.testing.assert_allclose(norm.y_std, data.y.std(axis=(0, 1)))
+    normalized = norm.apply(data)
+    np.testing.assert_allclose(normalized.u.mean(axis=(0, 1)), 0, atol=1e-12)
+    np.testing.assert_allclose(normalized.y.std(axis=(0, 1)), 1)
+    assert (normalized.dt, normalized.output_names) == (data.dt, data.output_names)
+
+
+def test_normalizer_dict_round_trip_is_exact_through_json():
+    norm = Normalizer.fit(make_data(seed=3))
+    restored = Normalizer.from_dict(json.loads(json.dumps(norm.to_dict())))
+    for field in ("u_mean", "u_std", "y_mean", "y_std"):
+        np.testing.assert_array_equal(getattr(restored, field), getattr(norm, field))
+
+
+def test_normalizer_from_dict_rejects_wrong_keys():
+    stats = Normalizer.fit(make_data()).to_dict()
+    del stats["y_std"]
+    with pytest.raises(ValueError, match="expected exactly the keys"):
+        Normalizer.from_dict(stats)
+
+
+def test_normalizer_rejects_constant_channel():
+    y = make_data().y.copy()
+    y[..., 1] = 0.1  # constant, and its float mean is not exactly 0.1
+    with pytest.raises(ValueError, match=r"constant output channel\(s\) \['out1'\]"):
+        Normalizer.fit(make_data(y=y))
+
+
+def test_normalizer_keeps_array_kind_and_float32():
+    norm = Normalizer.fit(make_data())
+    y32 = jnp.ones((4, 5, 3), jnp.float32)
+    out = norm.normalize_y(y32)
+    assert isinstance(out, jax.Array) and out.dtype == jnp.float32
+    np.testing.assert_allclose(out, norm.normalize_y(np.ones((4, 5, 3))), rtol=1e-6)
+    assert norm.denormalize_y(np.ones((3,), np.float32)).dtype == np.float32
+
+
+def test_normalizer_rejects_wrong_channel_count():
+    with pytest.raises(ValueError, match=r"u has 3 channels .* fitted on 2"):
+        Normalizer.fit(make_data()).normalize_u(np.ones((10, 3)))

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
 import hypothesis.extra.numpy as hnp
 import jax
@@ -11,7 +12,13 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from r2dn.data import Normalizer, SequenceData
+from r2dn.data import (
+    Normalizer,
+    SequenceData,
+    load_cascaded_tanks,
+    load_csv,
+    load_npz,
+)
 
 
 def make_data(batch=2, steps=10, nu=2, ny=3, seed=0, **kwargs) -> SequenceData:
@@ -205,3 +212,70 @@ def test_normalizer_keeps_array_kind_and_float32():
 def test_normalizer_rejects_wrong_channel_count():
     with pytest.raises(ValueError, match=r"u has 3 channels .* fitted on 2"):
         Normalizer.fit(make_data()).normalize_u(np.ones((10, 3)))
+
+
+# --- load_csv / load_npz ------------------------------------------------------------------------
+
+
+def write_benchmark_csv(path: Path, rows: list[str]) -> Path:
+    """A CSV in the nonlinearbenchmark.org layout: quoted names, trailing commas, blank end."""
+    path.write_text('"a","b","c","Ts",\n' + "".join(f"{row},\n" for row in rows) + "\n")
+    return path
+
+
+def test_load_csv_reads_benchmark_layout(tmp_path):
+    path = write_benchmark_csv(tmp_path / "d.csv", ["1,2,3,0.25", "4,5,6,", "7,8,9,"])
+    data = load_csv(path, inputs=["c", "a"], outputs=["b"], dt_column="Ts")
+    assert (data.batch, data.length, data.dt) == (1, 3, 0.25)
+    np.testing.assert_array_equal(data.u[0], [[3, 1], [6, 4], [9, 7]])
+    np.testing.assert_array_equal(data.y[0, :, 0], [2, 5, 8])
+    assert (data.input_names, data.output_names) == (("c", "a"), ("b",))
+    assert load_csv(path, ["a"], ["b"], dt=2.0).dt == 2.0
+
+
+def test_load_csv_errors(tmp_path):
+    path = write_benchmark_csv(tmp_path / "d.csv", ["1,2,3,1", "4,nan,6,"])
+    with pytest.raises(FileNotFoundError, match="missing.csv"):
+        load_csv(tmp_path / "missing.csv", ["a"], ["b"], dt=1.0)
+    with pytest.raises(ValueError, match=r"no column\(s\) \['x'\]; available columns: \['a', "):
+        load_csv(path, ["x"], ["a"], dt=1.0)
+    with pytest.raises(ValueError, match=r"d\.csv: output channel 'b' .* step 1"):
+        load_csv(path, ["a"], ["b"], dt=1.0)
+    with pytest.raises(ValueError, match="exactly one of dt="):
+        load_csv(path, ["a"], ["c"])
+    with pytest.raises(TypeError, match=r"sequence of column names, e.g. \['a'\]"):
+        load_csv(path, "a", ["c"], dt=1.0)
+    with pytest.raises(ValueError, match="first row of 'a' must be a number"):
+        load_csv(write_benchmark_csv(tmp_path / "e.csv", [",2,3,1"]), ["b"], ["c"], dt_column="a")
+
+
+@pytest.mark.parametrize("batch_shape", [(), (2,)])
+def test_load_npz_round_trip(tmp_path, batch_shape):
+    u, y = np.ones((*batch_shape, 6, 2)), np.zeros((*batch_shape, 6, 1))
+    np.savez(tmp_path / "d.npz", inputs=u, y=y)
+    data = load_npz(tmp_path / "d.npz", u_key="inputs", dt=0.1)
+    assert data.u.shape == (*(batch_shape or (1,)), 6, 2)
+    assert (data.input_names, data.output_names) == (("inputs0", "inputs1"), ("y0",))
+    with pytest.raises(ValueError, match=r"no array\(s\) \['u'\]; available: \['inputs', 'y'\]"):
+        load_npz(tmp_path / "d.npz", dt=0.1)
+
+
+# --- benchmarks ---------------------------------------------------------------------------------
+
+
+def test_load_cascaded_tanks():
+    estimation, validation = load_cascaded_tanks()
+    for data in (estimation, validation):
+        assert (data.u.shape, data.y.shape, data.dt) == ((1, 1024, 1), (1, 1024, 1), 4.0)
+        assert (data.input_names, data.output_names) == (("u",), ("y",))
+    # the first row of the benchmark file, in its column order uEst, uVal, yEst, yVal
+    np.testing.assert_array_equal(
+        [
+            estimation.u[0, 0, 0],
+            validation.u[0, 0, 0],
+            estimation.y[0, 0, 0],
+            validation.y[0, 0, 0],
+        ],
+        [3.2567, 0.97619, 5.205, 4.9728],
+    )
+    np.testing.assert_array_equal(estimation.y[0, -1], [3.6831])

@@ -1,6 +1,13 @@
 """Data layer: validated input/output records, their normalisation, and benchmark loaders."""
 
 from r2dn.data.dataset import SequenceData
+from r2dn.data.loaders import load_cascaded_tanks, load_csv, load_npz
 from r2dn.data.normalize import Normalizer
 
-__all__ = ["Normalizer", "SequenceData"]
+__all__ = [
+    "Normalizer",
+    "SequenceData",
+    "load_cascaded_tanks",
+    "load_csv",
+    "load_npz",
+]

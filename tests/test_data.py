@@ -2,6 +2,9 @@
 
 import dataclasses
 import json
+import shutil
+import time
+import zipfile
 from pathlib import Path
 
 import hypothesis.extra.numpy as hnp
@@ -17,7 +20,9 @@ from r2dn.data import (
     SequenceData,
     load_cascaded_tanks,
     load_csv,
+    load_f16,
     load_npz,
+    loaders,
 )
 
 
@@ -263,6 +268,20 @@ def test_load_npz_round_trip(tmp_path, batch_shape):
 # --- benchmarks ---------------------------------------------------------------------------------
 
 
+F16_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "f16gvt"
+F16_FILES = sorted(
+    [f"F16Data_FullMSine_Level{k}.csv" for k in (1, 3, 5, 7)]
+    + [f"F16Data_FullMSine_Level{k}_Validation.csv" for k in (2, 4, 6)]
+)
+
+
+@pytest.fixture(scope="module")
+def f16_dir() -> Path:
+    if not F16_DIR.is_dir():
+        pytest.skip(f"F-16 benchmark data not found at {F16_DIR}")
+    return F16_DIR
+
+
 def test_load_cascaded_tanks():
     estimation, validation = load_cascaded_tanks()
     for data in (estimation, validation):
@@ -279,3 +298,101 @@ def test_load_cascaded_tanks():
         [3.2567, 0.97619, 5.205, 4.9728],
     )
     np.testing.assert_array_equal(estimation.y[0, -1], [3.6831])
+
+
+def check_f16(train, validation, norm, f16_dir):
+    assert train.u.shape == (4, 73728, 2) and train.y.shape == (4, 73728, 3)
+    assert validation.u.shape == (3, 73728, 2) and validation.y.shape == (3, 73728, 3)
+    assert train.dt == validation.dt == 1 / 400
+    assert validation.input_names == ("Force", "Voltage")
+    assert validation.output_names == ("Acceleration1", "Acceleration2", "Acceleration3")
+    level4_file = f16_dir / "F16Data_FullMSine_Level4_Validation.csv"
+    level4 = np.loadtxt(level4_file, delimiter=",", skiprows=1, usecols=range(5))
+    np.testing.assert_array_equal(validation.u[1], level4[:, :2])  # order: levels 2, 4, 6
+    np.testing.assert_allclose(norm.u_mean, level4[:, :2].mean(axis=0))
+    np.testing.assert_allclose(norm.y_std, level4[:, 2:].std(axis=0))
+
+
+def test_load_f16_from_root(f16_dir):
+    check_f16(*load_f16(f16_dir), f16_dir)
+
+
+def test_load_f16_from_archive_layout(f16_dir, tmp_path):
+    (tmp_path / "BenchmarkData").symlink_to(f16_dir)
+    check_f16(*load_f16(tmp_path), f16_dir)
+
+
+def test_load_f16_is_fast(f16_dir):
+    start = time.perf_counter()
+    load_f16(f16_dir)
+    assert time.perf_counter() - start < 5.0
+
+
+def test_load_f16_root_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"F16Data_FullMSine_Level1\.csv.* not found in"):
+        load_f16(tmp_path)
+    with pytest.raises(ValueError, match="not both"):
+        load_f16(tmp_path, cache_dir=tmp_path)
+
+
+@pytest.fixture
+def cache(f16_dir, tmp_path) -> Path:
+    """A cache folder holding copies of the official CSVs."""
+    folder = tmp_path / "cache"
+    shutil.copytree(f16_dir, folder)
+    return folder
+
+
+def test_load_f16_from_verified_cache(cache, f16_dir):
+    check_f16(*load_f16(cache_dir=cache, download=False), f16_dir)
+
+
+def test_load_f16_deletes_corrupted_cache_file(cache):
+    bad = cache / "F16Data_FullMSine_Level3.csv"
+    text = bad.read_text()
+    bad.write_text(text.replace("0.", "1.", 1))
+    with pytest.raises(ValueError, match="Level3.csv is corrupted .* has been deleted"):
+        load_f16(cache_dir=cache, download=False)
+    assert not bad.exists()
+
+
+def test_load_f16_default_cache_follows_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("R2DN_CACHE", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=f"not in the cache {tmp_path / 'f16gvt'}"):
+        load_f16(download=False)
+
+
+def test_load_f16_offline_download_fails_clearly(monkeypatch, tmp_path):
+    monkeypatch.setattr(loaders, "F16_URL", "http://127.0.0.1:9/")
+    with pytest.raises(RuntimeError, match=r"Downloading .* failed: .* To fix: pass root="):
+        load_f16(cache_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []  # no partial download left behind
+
+
+def test_load_f16_downloads_extracts_and_verifies(monkeypatch, cache, tmp_path, f16_dir):
+    archive = tmp_path / "served" / "F16GVT_Files.zip"
+    archive.parent.mkdir()
+    with zipfile.ZipFile(archive, "w") as zf:  # the official layout; stored, to be fast
+        for name in F16_FILES:
+            zf.write(cache / name, f"F16GVT_Files/BenchmarkData/{name}")
+    monkeypatch.setattr(loaders, "F16_URL", archive.as_uri())
+    empty = tmp_path / "new-cache"
+    check_f16(*load_f16(cache_dir=empty), f16_dir)
+    assert sorted(path.name for path in empty.iterdir()) == F16_FILES  # archive removed
+    # A corrupted member is caught after extraction and deleted.
+    (empty / F16_FILES[0]).unlink()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr(f"F16GVT_Files/BenchmarkData/{F16_FILES[0]}", "corrupted")
+    with pytest.raises(ValueError, match="is corrupted"):
+        load_f16(cache_dir=empty)
+    assert not (empty / F16_FILES[0]).exists()
+
+
+def test_load_f16_rejects_a_download_that_is_not_the_archive(monkeypatch, tmp_path):
+    page = tmp_path / "error.html"
+    page.write_text("<html>not found</html>")
+    monkeypatch.setattr(loaders, "F16_URL", page.as_uri())
+    cache = tmp_path / "cache"
+    with pytest.raises(RuntimeError, match="is not the F-16 benchmark archive"):
+        load_f16(cache_dir=cache)
+    assert list(cache.iterdir()) == []

@@ -1,7 +1,7 @@
 """Data layer: validated input/output records, their normalisation, and benchmark loaders."""
 
 from r2dn.data.dataset import SequenceData
-from r2dn.data.loaders import load_cascaded_tanks, load_csv, load_npz
+from r2dn.data.loaders import load_cascaded_tanks, load_csv, load_f16, load_npz
 from r2dn.data.normalize import Normalizer
 
 __all__ = [
@@ -9,5 +9,6 @@ __all__ = [
     "SequenceData",
     "load_cascaded_tanks",
     "load_csv",
+    "load_f16",
     "load_npz",
 ]

@@ -1,0 +1,33 @@
+# Two entry points: `make demo` and `make test`. Both create the environment on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint format bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m r2dn.demo
+
+test: $(STAMP)
+	$(BIN)/ruff check r2dn tests benchmarks experiments
+	$(BIN)/python -m pytest -n 2 tests r2dn README.md
+
+lint: $(STAMP)
+	$(BIN)/ruff check r2dn tests benchmarks experiments
+	$(BIN)/ruff format --check r2dn tests benchmarks experiments
+
+format: $(STAMP)
+	$(BIN)/ruff format r2dn tests benchmarks experiments
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

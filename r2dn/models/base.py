@@ -1,0 +1,72 @@
+"""The interface shared by every recurrent model (R2DN and REN)."""
+
+import abc
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from r2dn import simulation
+from r2dn.parameterizations.supply import SupplyRate
+from r2dn.simulation import ExplicitSystem
+
+INITS = ("random", "long_memory")
+
+
+def check_sizes(**sizes: int) -> None:
+    """Every size must be a positive integer."""
+    for name, n in sizes.items():
+        if isinstance(n, bool) or not isinstance(n, int | jnp.integer) or n < 1:
+            raise ValueError(f"{name} must be a positive integer; got {n!r}.")
+
+
+def check_options(alpha_bar: float, init: str) -> None:
+    """Validate the options every recurrent model shares."""
+    if not (0 < alpha_bar <= 1):
+        raise ValueError(f"alpha_bar (the contraction rate ᾱ) must lie in (0, 1]; got {alpha_bar}.")
+    if init not in INITS:
+        raise ValueError(f"Unknown init {init!r}; choose one of {INITS}.")
+
+
+class AbstractRecurrentModel(eqx.Module):
+    """A model given by direct parameters, evaluated through its explicit form.
+
+    Subclasses implement ``explicit()`` and ``certificate()``; evaluation is shared. For
+    sequences use ``simulate``: it maps direct → explicit once and runs one ``lax.scan``.
+    """
+
+    supply: eqx.AbstractVar[SupplyRate | None]
+    alpha_bar: eqx.AbstractVar[float]
+    nu: eqx.AbstractVar[int]
+    nx: eqx.AbstractVar[int]
+    nv: eqx.AbstractVar[int]
+    ny: eqx.AbstractVar[int]
+
+    @abc.abstractmethod
+    def explicit(self) -> ExplicitSystem:
+        """The explicit matrices (and φ) the model is evaluated with."""
+
+    @abc.abstractmethod
+    def certificate(self) -> Float[Array, "nx nx"]:
+        """The metric ``P ≻ 0`` of the model's dissipation inequality (design note, section 6)."""
+
+    def initial_state(self, *batch: int) -> Float[Array, "*batch nx"]:
+        """A zero state with the given batch shape."""
+        return jnp.zeros((*batch, self.nx), dtype=self.dtype)
+
+    @property
+    @abc.abstractmethod
+    def dtype(self) -> jnp.dtype:
+        """The floating-point type of the parameters."""
+
+    def step(
+        self, x: Float[Array, "... nx"], u: Float[Array, "... nu"]
+    ) -> tuple[Float[Array, "... nx"], Float[Array, "... ny"]]:
+        """One time step ``(x, u) ↦ (x⁺, y)``; for sequences prefer ``simulate``."""
+        return simulation.step(self.explicit(), x, u)
+
+    def simulate(
+        self, x0: Float[Array, "... nx"], u: Float[Array, "... T nu"]
+    ) -> tuple[Float[Array, "... nx"], Float[Array, "... T ny"]]:
+        """Run from ``x0`` over inputs ``u``; returns ``(x_T, y)``, ``y`` of shape (..., T, ny)."""
+        return simulation.simulate(self.explicit(), x0, u)

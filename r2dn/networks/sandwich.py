@@ -1,0 +1,197 @@
+"""1-Lipschitz Sandwich layers and γ-Lipschitz deep networks (LBDN, Wang & Manchester 2023).
+
+A Sandwich layer maps ``h`` to ``√2 AᵀΨ σ(√2 Ψ⁻¹B h + b)`` where ``[Aᵀ; Bᵀ]`` has orthonormal
+columns (Cayley transform) and ``Ψ = diag(exp(d))``; it is 1-Lipschitz for any parameters and
+any activation with slope in [0, 1]. Every module here has an ``explicit()`` form: the weight
+matrices it is evaluated with, computed once and reused over a whole sequence.
+"""
+
+import math
+from collections.abc import Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from r2dn.networks._init import lecun_normal
+from r2dn.networks.activations import get_activation
+from r2dn.parameterizations._linalg import cayley, frobenius
+
+#: ``d`` is clipped to this range before ``Ψ = exp(d)`` so that ``Ψ`` and ``Ψ⁻¹`` stay finite.
+LOG_PSI_RANGE = 8.0
+
+
+class CayleyWeights(eqx.Module):
+    """Free ``W = [X; Yb]`` with a polar scale, mapped to ``(Aᵀ, B)`` by the Cayley transform."""
+
+    X: Float[Array, "q q"]
+    Yb: Float[Array, "p q"]
+    scale: Float[Array, ""]
+
+    def __init__(self, in_size: int, out_size: int, *, key: PRNGKeyArray, dtype=jnp.float32):
+        W = lecun_normal(key, (out_size + in_size, out_size), dtype)
+        self.X, self.Yb = W[:out_size], W[out_size:]
+        self.scale = frobenius(W)
+
+    def __call__(self) -> tuple[Float[Array, "q q"], Float[Array, "q p"]]:
+        c = self.scale / frobenius(jnp.concatenate([self.X, self.Yb], axis=0))
+        return cayley(c * self.X, c * self.Yb)
+
+
+class DenseWeights(eqx.Module):
+    """An explicit affine-activation-linear block ``h ↦ σ(h W_inᵀ + b) W_out`` (row vectors)."""
+
+    W_in: Float[Array, "q p"]
+    b: Float[Array, " q"]
+    W_out: Float[Array, "q r"]
+
+
+class SandwichLayer(eqx.Module):
+    """A 1-Lipschitz layer ``h ↦ √2 AᵀΨ σ(√2 Ψ⁻¹B h + b)`` from ``in_size`` to ``out_size``.
+
+    >>> import jax, jax.numpy as jnp
+    >>> layer = SandwichLayer(3, 4, key=jax.random.key(0))
+    >>> layer(jnp.ones(3)).shape
+    (4,)
+    """
+
+    weights: CayleyWeights
+    d: Float[Array, " q"]
+    b: Float[Array, " q"]
+    activation: str = eqx.field(static=True)
+
+    def __init__(
+        self,
+        in_size: int,
+        out_size: int,
+        activation: str = "relu",
+        *,
+        key: PRNGKeyArray,
+        dtype=jnp.float32,
+    ):
+        get_activation(activation)
+        self.weights = CayleyWeights(in_size, out_size, key=key, dtype=dtype)
+        self.d = jnp.zeros(out_size, dtype=dtype)
+        self.b = jnp.zeros(out_size, dtype=dtype)
+        self.activation = activation
+
+    def explicit(self) -> DenseWeights:
+        At, B = self.weights()
+        log_psi = jnp.clip(self.d, -LOG_PSI_RANGE, LOG_PSI_RANGE)
+        sqrt2 = jnp.sqrt(2.0).astype(At.dtype)
+        W_in = sqrt2 * jnp.exp(-log_psi)[:, None] * B
+        W_out = sqrt2 * jnp.exp(log_psi)[:, None] * At.T
+        return DenseWeights(W_in, self.b, W_out)
+
+    def __call__(self, h: Float[Array, "... p"]) -> Float[Array, "... q"]:
+        return apply_dense(self.explicit(), self.activation, h)
+
+
+class LipschitzLinear(eqx.Module):
+    """A linear layer ``h ↦ B h + b`` with ``‖B‖ ≤ 1`` (the output layer of an LBDN)."""
+
+    weights: CayleyWeights
+    b: Float[Array, " q"]
+
+    def __init__(self, in_size: int, out_size: int, *, key: PRNGKeyArray, dtype=jnp.float32):
+        self.weights = CayleyWeights(in_size, out_size, key=key, dtype=dtype)
+        self.b = jnp.zeros(out_size, dtype=dtype)
+
+    def explicit(self) -> tuple[Float[Array, "q p"], Float[Array, " q"]]:
+        return self.weights()[1], self.b
+
+    def __call__(self, h: Float[Array, "... p"]) -> Float[Array, "... q"]:
+        W, b = self.explicit()
+        return h @ W.T + b
+
+
+def apply_dense(layer: DenseWeights, activation: str, h: Float[Array, "... p"]) -> Array:
+    """Evaluate an explicit Sandwich block on row vectors."""
+    return get_activation(activation)(h @ layer.W_in.T + layer.b) @ layer.W_out
+
+
+class ExplicitLBDN(eqx.Module):
+    """The weights an LBDN is evaluated with; ``γ`` is already folded into the first and last."""
+
+    layers: tuple[DenseWeights, ...]
+    W: Float[Array, "q p"]
+    b: Float[Array, " q"]
+    activation: str = eqx.field(static=True)
+
+    def __call__(self, h: Float[Array, "... n"]) -> Float[Array, "... m"]:
+        for layer in self.layers:
+            h = apply_dense(layer, self.activation, h)
+        return h @ self.W.T + self.b
+
+
+class LBDN(eqx.Module):
+    """A γ-Lipschitz deep network: Sandwich layers, then a linear 1-Lipschitz output layer.
+
+    The input and output are scaled by ``√γ``. With ``trainable_gamma=True``, ``log γ`` is a
+    trainable parameter; otherwise γ is a fixed Python float (not a leaf, so never trained).
+
+    >>> import jax, jax.numpy as jnp
+    >>> net = LBDN(2, (16, 16), 1, gamma=3.0, key=jax.random.key(0))
+    >>> net(jnp.ones((5, 2))).shape
+    (5, 1)
+    >>> float(net.gamma)
+    3.0
+    """
+
+    layers: tuple[SandwichLayer, ...]
+    output: LipschitzLinear
+    log_gamma: Float[Array, ""] | float
+
+    def __init__(
+        self,
+        in_size: int,
+        hidden: Sequence[int],
+        out_size: int,
+        *,
+        gamma: float = 1.0,
+        trainable_gamma: bool = False,
+        activation: str = "relu",
+        key: PRNGKeyArray,
+        dtype=jnp.float32,
+    ):
+        gamma = float(gamma)
+        if not (gamma > 0 and math.isfinite(gamma)):
+            raise ValueError(f"The Lipschitz bound gamma must be a positive number; got {gamma}.")
+        sizes = [in_size, *hidden]
+        if any(int(n) != n or n < 1 for n in [*sizes, out_size]):
+            raise ValueError(
+                f"Layer sizes must be positive integers; got in={in_size}, hidden={tuple(hidden)}, "
+                f"out={out_size}."
+            )
+        keys = jax.random.split(key, len(sizes))
+        self.layers = tuple(
+            SandwichLayer(n_in, n_out, activation, key=k, dtype=dtype)
+            for n_in, n_out, k in zip(sizes[:-1], sizes[1:], keys[:-1], strict=True)
+        )
+        self.output = LipschitzLinear(sizes[-1], out_size, key=keys[-1], dtype=dtype)
+        log_gamma = jnp.log(jnp.asarray(gamma, dtype=dtype))
+        self.log_gamma = log_gamma if trainable_gamma else float(log_gamma)
+
+    @property
+    def gamma(self) -> Float[Array, ""]:
+        return jnp.exp(self.log_gamma)
+
+    @property
+    def activation(self) -> str:
+        return self.layers[0].activation if self.layers else "identity"
+
+    def explicit(self) -> ExplicitLBDN:
+        W, b = self.output.explicit()
+        sqrt_gamma = jnp.exp(0.5 * jnp.asarray(self.log_gamma, dtype=W.dtype))
+        layers = [layer.explicit() for layer in self.layers]
+        if layers:
+            first = layers[0]
+            layers[0] = DenseWeights(sqrt_gamma * first.W_in, first.b, first.W_out)
+            W = sqrt_gamma * W
+        else:
+            W = sqrt_gamma**2 * W
+        return ExplicitLBDN(tuple(layers), W, b, self.activation)
+
+    def __call__(self, h: Float[Array, "... n"]) -> Float[Array, "... m"]:
+        return self.explicit()(h)

@@ -1,0 +1,73 @@
+"""Matrix building blocks shared by every direct parameterization.
+
+Each function maps free (unconstrained) matrices to a matrix with a guaranteed property, so
+that training needs no projections: a Gram matrix with a trainable norm (`polar_gram`), a
+matrix with orthonormal columns (`cayley`) and a strict contraction (`strict_contraction`).
+All functions are differentiable everywhere, including at zero.
+"""
+
+import jax.numpy as jnp
+import jax.scipy.linalg as jsl
+from jaxtyping import Array, Float
+
+#: Smoothing inside the Frobenius norm so that its gradient exists at zero.
+FROBENIUS_EPS = 1e-12
+
+
+def frobenius(X: Float[Array, "m n"]) -> Float[Array, ""]:
+    """Smoothed Frobenius norm ``sqrt(sum X² + eps)``, safe to differentiate at ``X = 0``."""
+    return jnp.sqrt(jnp.sum(X**2) + FROBENIUS_EPS)
+
+
+def polar_gram(X: Float[Array, "m n"], p: Float[Array, ""], eps: float) -> Float[Array, "n n"]:
+    """``(p²/‖X‖²_F) XᵀX + εI``: a positive definite matrix whose scale ``p`` is a free parameter.
+
+    Separating direction (``X``) from magnitude (``p``) is the "polar" parameterization that
+    the R2DN and REN papers train with.
+    """
+    n = X.shape[1]
+    return (p / frobenius(X)) ** 2 * (X.T @ X) + eps * jnp.eye(n, dtype=X.dtype)
+
+
+def cayley(
+    X: Float[Array, "q q"], Yb: Float[Array, "p q"]
+) -> tuple[Float[Array, "q q"], Float[Array, "q p"]]:
+    """Cayley transform to ``(Aᵀ, B)`` such that ``[Aᵀ; Bᵀ]`` has orthonormal columns.
+
+    ``Z = X − Xᵀ + YbᵀYb``, ``Aᵀ = (I + Z)⁻¹(I − Z)``, ``Bᵀ = −2 Yb (I + Z)⁻¹``. ``I + Z`` is
+    invertible for every ``X, Yb`` because its symmetric part is ``I + YbᵀYb ≻ 0``.
+    """
+    eye = jnp.eye(X.shape[0], dtype=X.dtype)
+    Z = X - X.T + Yb.T @ Yb
+    lu = jsl.lu_factor(eye + Z)
+    At = jsl.lu_solve(lu, eye - Z)
+    B = -2.0 * jsl.lu_solve(lu, Yb.T, trans=1)
+    return At, B
+
+
+def strict_contraction(
+    X: Float[Array, "n n"], Y: Float[Array, "n n"], Z: Float[Array, "k n"], eps: float
+) -> Float[Array, "n+k n"]:
+    """A matrix ``N`` with ``‖N‖ < 1`` for every value of the free matrices.
+
+    ``M = XᵀX + Y − Yᵀ + ZᵀZ + εI`` and ``N = [(I − M)(I + M)⁻¹; −2Z(I + M)⁻¹]``, so that
+    ``|Nv|² ≤ |v|² − 4ε|(I + M)⁻¹v|²``. Unlike ``W(I + WᵀW)^(-1/2)`` it needs no
+    eigendecomposition, so its gradient exists at ``X = Y = Z = 0``.
+    """
+    eye = jnp.eye(X.shape[0], dtype=X.dtype)
+    M = X.T @ X + Y - Y.T + Z.T @ Z + eps * eye
+    top = jnp.concatenate([eye - M, -2.0 * Z], axis=0)
+    # N = top (I + M)⁻¹, solved from the right as Nᵀ = (I + M)⁻ᵀ topᵀ.
+    return jnp.linalg.solve((eye + M).T, top.T).T
+
+
+def congruence_metric(E: Float[Array, "n n"], Pcal: Float[Array, "n n"]) -> Float[Array, "n n"]:
+    """The certificate ``P = Eᵀ 𝒫⁻¹ E`` via a Cholesky factor of ``𝒫``; symmetric."""
+    Lp = jnp.linalg.cholesky(Pcal)
+    G = jsl.solve_triangular(Lp, E, lower=True)
+    return G.T @ G
+
+
+def upper_cholesky(M: Float[Array, "n n"]) -> Float[Array, "n n"]:
+    """Upper-triangular ``U`` with ``M = UᵀU``."""
+    return jnp.linalg.cholesky(M).T

@@ -19,6 +19,10 @@ from jaxtyping import Array, Float
 from r2dn.networks.activations import get_activation
 from r2dn.networks.sandwich import ExplicitLBDN
 
+#: Time steps per loop trip in the fused R2DN scans (``lax.scan(unroll=...)``). Unrolling
+#: measured no faster on CPU (docs/benchmarks.md) and compiles more slowly.
+UNROLL = 1
+
 
 class ExplicitSystem(eqx.Module):
     """Explicit matrices of a recurrent model (named as in the design note) and its φ."""
@@ -97,8 +101,9 @@ def _simulate_generic(
     sys: ExplicitSystem, x0: Float[Array, "N nx"], u: Float[Array, "T N nu"]
 ) -> tuple[Float[Array, "N nx"], Float[Array, "T N ny"]]:
     """Any φ: input projections for all steps at once, then a scan over the state."""
-    ux = u @ sys.B2.T + sys.bx
-    uv = u @ sys.D12.T + sys.bv
+    T, N = u.shape[:2]
+    ux = (_rows(u) @ sys.B2.T + sys.bx).reshape(T, N, -1)
+    uv = (_rows(u) @ sys.D12.T + sys.bv).reshape(T, N, -1)
 
     def body(x, inputs):
         ux_t, uv_t = inputs
@@ -106,23 +111,23 @@ def _simulate_generic(
         return x @ sys.A.T + w @ sys.B1.T + ux_t, (x, w)
 
     xT, (xs, ws) = jax.lax.scan(body, x0, (ux, uv))
-    return xT, xs @ sys.C2.T + ws @ sys.D21.T + u @ sys.D22.T + sys.by
+    y = _rows(xs) @ sys.C2.T + _rows(ws) @ sys.D21.T + _rows(u) @ sys.D22.T + sys.by
+    return xT, y.reshape(T, N, -1)
 
 
 class _Recurrence(eqx.Module):
     """An R2DN's state recurrence with φ's matrices fused into their neighbours:
 
-        z₁ = x G + c_t,   z_{k+1} = σ(z_k) M_k + b_{k+1},   x⁺ = x Aᵀ + σ(z_L) K + e_t,
+        z₁ = x G + c_t,   z_{k+1} = σ(z_k) M_k + b_{k+1},   x⁺ = [x, σ(z_L)] S + e_t,
 
-    with ``G = C1ᵀW₀``, ``K = W_L B1ᵀ``, and every term that depends on the input alone in the
-    offsets ``c_t, e_t``. One matmul per layer and two for the state, per step.
+    with ``G = C1ᵀW₀`` and ``S = [Aᵀ; W_L B1ᵀ]``, and every term that depends on the input
+    alone in the offsets ``c_t, e_t``: per step, one matmul per layer and one for the state.
     """
 
-    At: Float[Array, "nx nx"]
     G: Float[Array, "nx q1"]
     mids: tuple[Float[Array, "q q"], ...]
     biases: tuple[Float[Array, " q"], ...]
-    K: Float[Array, "qL nx"]
+    S: Float[Array, "nx+qL nx"]
     activation: str = eqx.field(static=True)
 
     def layers(self, x: Float[Array, "N nx"], c: Float[Array, "N q1"]) -> list[Array]:
@@ -133,8 +138,10 @@ class _Recurrence(eqx.Module):
             zs.append(sigma(zs[-1]) @ M + b)
         return zs
 
-    def next_state(self, x, h_last, e):
-        return x @ self.At + h_last @ self.K + e
+    def next_state(
+        self, x: Float[Array, "N nx"], h: Float[Array, "N qL"], e: Float[Array, "N nx"]
+    ) -> Float[Array, "N nx"]:
+        return jnp.concatenate([x, h], axis=-1) @ self.S + e
 
 
 def _simulate_lbdn(
@@ -143,26 +150,28 @@ def _simulate_lbdn(
     """φ an explicit LBDN: fold ``C1`` into its first matrix and ``B1``, ``D21`` into its last.
 
     All input terms (state, first-layer and output offsets) are one matmul over every time step
-    before the scan; the output map is applied to the stored states after it.
+    before the scan; the output map is applied to the stored states after it. Both act on
+    (T·N)-row matrices, so that their weight gradients are plain matrix products too.
     """
     phi = sys.phi
     W_first, W_last, b_last = phi.weights[0], phi.weights[-1], phi.biases[-1]
     nx, q1 = sys.A.shape[0], W_first.shape[1]
     rec = _Recurrence(
-        At=sys.A.T,
         G=sys.C1.T @ W_first,
         mids=phi.weights[1:-1],
         biases=phi.biases[1:-1],
-        K=W_last @ sys.B1.T,
+        S=jnp.concatenate([sys.A.T, W_last @ sys.B1.T]),
         activation=phi.activation,
     )
     U = jnp.concatenate([sys.B2.T, sys.D12.T @ W_first, sys.D22.T], axis=1)
     offset = jnp.concatenate(
         [sys.bx + b_last @ sys.B1.T, sys.bv @ W_first + phi.biases[0], sys.by + b_last @ sys.D21.T]
     )
-    e, c, yu = jnp.split(u @ U + offset, [nx, nx + q1], axis=-1)
-    xT, xs, h_last = _lbdn_scan(rec, x0, e, c)
-    return xT, xs @ sys.C2.T + h_last @ (W_last @ sys.D21.T) + yu
+    T, N = u.shape[:2]
+    e, c, yu = jnp.split(_rows(u) @ U + offset, [nx, nx + q1], axis=-1)
+    xT, xs, h_last = _lbdn_scan(rec, x0, e.reshape(T, N, nx), c.reshape(T, N, q1))
+    y = _rows(xs) @ sys.C2.T + _rows(h_last) @ (W_last @ sys.D21.T) + yu
+    return xT, y.reshape(T, N, -1)
 
 
 @jax.custom_jvp
@@ -177,7 +186,7 @@ def _lbdn_scan(
         h = sigma(rec.layers(x, c_t)[-1])
         return rec.next_state(x, h, e_t), (x, h)
 
-    xT, (xs, hs) = jax.lax.scan(body, x0, (e, c))
+    xT, (xs, hs) = jax.lax.scan(body, x0, (e, c), unroll=UNROLL)
     return xT, xs, hs
 
 
@@ -198,13 +207,17 @@ def _lbdn_scan_jvp(primals, tangents):
         zs = rec.layers(x, c_t)
         return rec.next_state(x, sigma(zs[-1]), e_t), (x, zs)
 
-    xT, (xs, zs) = jax.lax.scan(body, x0, (e, c))
+    xT, (xs, zs) = jax.lax.scan(body, x0, (e, c), unroll=UNROLL)
     hs = [sigma(z) for z in zs]
     slopes = [jax.jvp(sigma, (z,), (jnp.ones_like(z),))[1] for z in zs]
-    forcing_z = [xs @ d_rec.G + dc] + [
-        h @ dM + db for h, dM, db in zip(hs[:-1], d_rec.mids, d_rec.biases, strict=True)
+    # As (T·N)-row matrices, so that each weight gradient is one plain matrix product.
+    forcing_z = [_rows(xs) @ d_rec.G + _rows(dc)] + [
+        _rows(h) @ dM + db for h, dM, db in zip(hs[:-1], d_rec.mids, d_rec.biases, strict=True)
     ]
-    forcing_x = xs @ d_rec.At + hs[-1] @ d_rec.K + de
+    forcing_x = d_rec.next_state(_rows(xs), _rows(hs[-1]), _rows(de))
+    forcing_z, forcing_x = jax.tree.map(
+        lambda f: f.reshape(*xs.shape[:2], -1), (forcing_z, forcing_x)
+    )
 
     def tangent_body(dx, inputs):
         fz, fx, s = inputs
@@ -213,5 +226,9 @@ def _lbdn_scan_jvp(primals, tangents):
             dh = s_k * (dh @ M + fz_k)
         return rec.next_state(dx, dh, fx), (dx, dh)
 
-    dxT, (dxs, dhs) = jax.lax.scan(tangent_body, dx0, (forcing_z, forcing_x, slopes))
+    dxT, (dxs, dhs) = jax.lax.scan(tangent_body, dx0, (forcing_z, forcing_x, slopes), unroll=UNROLL)
     return (xT, xs, hs[-1]), (dxT, dxs, dhs)
+
+
+def _rows(a: Float[Array, "T N n"]) -> Float[Array, "T*N n"]:
+    return a.reshape(-1, a.shape[-1])

@@ -23,6 +23,10 @@ from r2dn.networks.sandwich import ExplicitLBDN
 #: measured no faster on CPU (docs/benchmarks.md) and compiles more slowly.
 UNROLL = 1
 
+#: Rows (time steps × batch) per block of the derivative rule's tangent scan. Small enough that a
+#: block's weight-gradient products stay in cache; large enough for efficient matmuls.
+BLOCK_ROWS = 256
+
 
 class ExplicitSystem(eqx.Module):
     """Explicit matrices of a recurrent model (named as in the design note) and its φ."""
@@ -194,10 +198,13 @@ def _lbdn_scan(
 def _lbdn_scan_jvp(primals, tangents):
     """Tangents by a linear scan that carries only the state tangent.
 
-    Every term that does not depend on the state tangent (the weight tangents times stored
-    states and activations) is formed for all steps and rows at once, before the scan. Reverse
-    mode transposes this: the reverse scan carries only the state adjoint, and every weight
-    gradient is one large matmul over time and batch after it, as cuDNN does for RNNs.
+    The terms that do not depend on the state tangent (weight tangents times stored states and
+    activations) are formed for many steps and rows at once, outside the step loop. Reverse mode
+    transposes this: the reverse scan carries only the state adjoint, and weight gradients are
+    large matmuls over time and batch, as cuDNN does for RNNs. Time is cut into blocks of about
+    `BLOCK_ROWS` rows so that a block's products stay in cache; each block recomputes its
+    activations from the stored pre-activations (``jax.checkpoint``), which are all that
+    reverse mode keeps.
     """
     (rec, x0, e, c), (d_rec, dx0, de, dc) = primals, tangents
     sigma = get_activation(rec.activation)
@@ -208,26 +215,39 @@ def _lbdn_scan_jvp(primals, tangents):
         return rec.next_state(x, sigma(zs[-1]), e_t), (x, zs)
 
     xT, (xs, zs) = jax.lax.scan(body, x0, (e, c), unroll=UNROLL)
-    hs = [sigma(z) for z in zs]
-    slopes = [jax.jvp(sigma, (z,), (jnp.ones_like(z),))[1] for z in zs]
-    # As (T·N)-row matrices, so that each weight gradient is one plain matrix product.
-    forcing_z = [_rows(xs) @ d_rec.G + _rows(dc)] + [
-        _rows(h) @ dM + db for h, dM, db in zip(hs[:-1], d_rec.mids, d_rec.biases, strict=True)
-    ]
-    forcing_x = d_rec.next_state(_rows(xs), _rows(hs[-1]), _rows(de))
-    forcing_z, forcing_x = jax.tree.map(
-        lambda f: f.reshape(*xs.shape[:2], -1), (forcing_z, forcing_x)
-    )
 
-    def tangent_body(dx, inputs):
-        fz, fx, s = inputs
-        dh = s[0] * (dx @ rec.G + fz[0])
-        for M, fz_k, s_k in zip(rec.mids, fz[1:], s[1:], strict=True):
+    def step(dx, inputs):
+        fz, fx, slopes = inputs
+        dh = slopes[0] * (dx @ rec.G + fz[0])
+        for M, fz_k, s_k in zip(rec.mids, fz[1:], slopes[1:], strict=True):
             dh = s_k * (dh @ M + fz_k)
         return rec.next_state(dx, dh, fx), (dx, dh)
 
-    dxT, (dxs, dhs) = jax.lax.scan(tangent_body, dx0, (forcing_z, forcing_x, slopes), unroll=UNROLL)
-    return (xT, xs, hs[-1]), (dxT, dxs, dhs)
+    @jax.checkpoint
+    def block(dx, inputs):
+        xs, zs, de, dc = inputs
+        hs = [sigma(z) for z in zs]
+        slopes = [jax.jvp(sigma, (z,), (jnp.ones_like(z),))[1] for z in zs]
+        # On (steps·N)-row matrices, so that each weight gradient is one plain matrix product.
+        fz = [_rows(xs) @ d_rec.G + _rows(dc)] + [
+            _rows(h) @ dM + db for h, dM, db in zip(hs[:-1], d_rec.mids, d_rec.biases, strict=True)
+        ]
+        fx = d_rec.next_state(_rows(xs), _rows(hs[-1]), _rows(de))
+        fz, fx = jax.tree.map(lambda f: f.reshape(*xs.shape[:2], -1), (fz, fx))
+        return jax.lax.scan(step, dx, (fz, fx, slopes), unroll=UNROLL)
+
+    T, N = xs.shape[:2]
+    steps = max(1, min(T, BLOCK_ROWS // N))
+    whole = T - T % steps
+    blocks = jax.tree.map(
+        lambda a: a[:whole].reshape(whole // steps, steps, *a.shape[1:]), (xs, zs, de, dc)
+    )
+    dx, (dxs, dhs) = jax.lax.scan(block, dx0, blocks)
+    dxs, dhs = dxs.reshape(whole, *dxs.shape[2:]), dhs.reshape(whole, *dhs.shape[2:])
+    if whole < T:
+        dx, (dxs_rest, dhs_rest) = block(dx, jax.tree.map(lambda a: a[whole:], (xs, zs, de, dc)))
+        dxs, dhs = jnp.concatenate([dxs, dxs_rest]), jnp.concatenate([dhs, dhs_rest])
+    return (xT, xs, sigma(zs[-1])), (dx, dxs, dhs)
 
 
 def _rows(a: Float[Array, "T N n"]) -> Float[Array, "T*N n"]:

@@ -14,7 +14,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array
 
-from r2dn import ContractingR2DN, ExplicitSystem, LipschitzR2DN, simulate, step
+from r2dn import ContractingR2DN, ExplicitSystem, LipschitzR2DN, simulate, simulation, step
 from r2dn.networks.sandwich import LBDN, DenseWeights, apply_dense
 
 TOL = {jnp.float32: 1e-5, jnp.float64: 1e-11}
@@ -142,6 +142,19 @@ def test_values_and_gradients_match_autodiff(kind, dtype, batch):
             value_and_grads(params, static, x0, u, target, reference),
             TOL[dtype],
         )
+
+
+def test_blocks_with_a_remainder(monkeypatch):
+    """The derivative rule's blocks of steps: 11 steps of 2 rows in blocks of 3 steps and 2."""
+    monkeypatch.setattr(simulation, "BLOCK_ROWS", 6)
+    model = make_model("contracting", jnp.float32)
+    x0, u, target = inputs(model, (2,), T=11)
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    assert_close(
+        value_and_grads(params, static, x0, u, target, explicit),
+        value_and_grads(params, static, x0, u, target, reference),
+        TOL[jnp.float32],
+    )
 
 
 def test_per_example_gradients_under_vmap():

@@ -117,27 +117,15 @@ class Patched(eqx.Module):
             return self.model.simulate(x0, u)
 
 
-def _states(rec, x0, e, c, *, keep_layers: bool):
-    sigma = get_activation(rec.activation)
-
-    def body(x, inputs):
-        e_t, c_t = inputs
-        zs = rec.layers(x, c_t)
-        h = sigma(zs[-1])
-        return rec.next_state(x, h, e_t), (x, zs if keep_layers else h)
-
-    return jax.lax.scan(body, x0, (e, c))
-
-
 @jax.custom_vjp
 def hand_written_vjp(rec, x0, e, c):
     """Same outputs as ``simulation._lbdn_scan``; a reverse scan written out by hand."""
-    x_T, (xs, hs) = _states(rec, x0, e, c, keep_layers=False)
+    x_T, (xs, hs) = simulation._run(rec, x0, e, c, keep_layers=False)
     return x_T, xs, hs
 
 
 def _forward(rec, x0, e, c):
-    x_T, (xs, zs) = _states(rec, x0, e, c, keep_layers=True)
+    x_T, (xs, zs) = simulation._run(rec, x0, e, c, keep_layers=True)
     return (x_T, xs, get_activation(rec.activation)(zs[-1])), (rec, xs, zs)
 
 

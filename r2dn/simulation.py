@@ -84,8 +84,8 @@ def simulate(
     """Run the model over a sequence; returns the final state and the outputs.
 
     Leading batch dimensions of ``x0`` and ``u`` broadcast against each other. When φ is an
-    explicit LBDN (an R2DN) the fused recurrence of `_lbdn_scan` runs; any other φ takes one
-    plain ``lax.scan`` over `step`'s equations.
+    explicit LBDN (an R2DN), a fused recurrence with its own derivative rule runs (see
+    docs/benchmarks.md); any other φ takes one plain ``lax.scan`` over `step`'s equations.
     """
     _check_inputs(sys, x0, u, sequence=True)
     nu, nx, _, ny = sys.sizes
@@ -178,19 +178,27 @@ def _simulate_lbdn(
     return xT, y.reshape(T, N, -1)
 
 
+def _run(
+    rec: _Recurrence, x0: Array, e: Array, c: Array, *, keep_layers: bool
+) -> tuple[Array, tuple[Array, Array | list[Array]]]:
+    """The recurrence over time: ``x_T`` and, per step, ``x_t`` with ``σ(z_L)`` (or all ``z_k``)."""
+    sigma = get_activation(rec.activation)
+
+    def body(x, inputs):
+        e_t, c_t = inputs
+        zs = rec.layers(x, c_t)
+        h = sigma(zs[-1])
+        return rec.next_state(x, h, e_t), (x, zs if keep_layers else h)
+
+    return jax.lax.scan(body, x0, (e, c), unroll=UNROLL)
+
+
 @jax.custom_jvp
 def _lbdn_scan(
     rec: _Recurrence, x0: Float[Array, "N nx"], e: Float[Array, "T N nx"], c: Float[Array, "T N q1"]
 ) -> tuple[Float[Array, "N nx"], Float[Array, "T N nx"], Float[Array, "T N qL"]]:
     """Final state, states ``x_0 … x_{T−1}`` and last hidden activations ``σ(z_L)``."""
-    sigma = get_activation(rec.activation)
-
-    def body(x, inputs):
-        e_t, c_t = inputs
-        h = sigma(rec.layers(x, c_t)[-1])
-        return rec.next_state(x, h, e_t), (x, h)
-
-    xT, (xs, hs) = jax.lax.scan(body, x0, (e, c), unroll=UNROLL)
+    xT, (xs, hs) = _run(rec, x0, e, c, keep_layers=False)
     return xT, xs, hs
 
 
@@ -208,15 +216,9 @@ def _lbdn_scan_jvp(primals, tangents):
     """
     (rec, x0, e, c), (d_rec, dx0, de, dc) = primals, tangents
     sigma = get_activation(rec.activation)
+    xT, (xs, zs) = _run(rec, x0, e, c, keep_layers=True)
 
-    def body(x, inputs):
-        e_t, c_t = inputs
-        zs = rec.layers(x, c_t)
-        return rec.next_state(x, sigma(zs[-1]), e_t), (x, zs)
-
-    xT, (xs, zs) = jax.lax.scan(body, x0, (e, c), unroll=UNROLL)
-
-    def step(dx, inputs):
+    def tangent_step(dx, inputs):
         fz, fx, slopes = inputs
         dh = slopes[0] * (dx @ rec.G + fz[0])
         for M, fz_k, s_k in zip(rec.mids, fz[1:], slopes[1:], strict=True):
@@ -225,16 +227,16 @@ def _lbdn_scan_jvp(primals, tangents):
 
     @jax.checkpoint
     def block(dx, inputs):
-        xs, zs, de, dc = inputs
-        hs = [sigma(z) for z in zs]
-        slopes = [jax.jvp(sigma, (z,), (jnp.ones_like(z),))[1] for z in zs]
+        xs_b, zs_b, de_b, dc_b = inputs
+        hs = [sigma(z) for z in zs_b]
+        slopes = [jax.jvp(sigma, (z,), (jnp.ones_like(z),))[1] for z in zs_b]
         # On (steps·N)-row matrices, so that each weight gradient is one plain matrix product.
-        fz = [_rows(xs) @ d_rec.G + _rows(dc)] + [
+        fz = [_rows(xs_b) @ d_rec.G + _rows(dc_b)] + [
             _rows(h) @ dM + db for h, dM, db in zip(hs[:-1], d_rec.mids, d_rec.biases, strict=True)
         ]
-        fx = d_rec.next_state(_rows(xs), _rows(hs[-1]), _rows(de))
-        fz, fx = jax.tree.map(lambda f: f.reshape(*xs.shape[:2], -1), (fz, fx))
-        return jax.lax.scan(step, dx, (fz, fx, slopes), unroll=UNROLL)
+        fx = d_rec.next_state(_rows(xs_b), _rows(hs[-1]), _rows(de_b))
+        fz, fx = jax.tree.map(lambda f: f.reshape(*xs_b.shape[:2], -1), (fz, fx))
+        return jax.lax.scan(tangent_step, dx, (fz, fx, slopes), unroll=UNROLL)
 
     T, N = xs.shape[:2]
     steps = max(1, min(T, BLOCK_ROWS // N))

@@ -155,6 +155,7 @@ class LBDN(eqx.Module):
         key: PRNGKeyArray,
         dtype=jnp.float32,
     ):
+        get_activation(activation)
         gamma = float(gamma)
         if not (gamma > 0 and math.isfinite(gamma)):
             raise ValueError(f"The Lipschitz bound gamma must be a positive number; got {gamma}.")

@@ -135,7 +135,7 @@ class LBDN(eqx.Module):
     >>> net = LBDN(2, (16, 16), 1, gamma=3.0, key=jax.random.key(0))
     >>> net(jnp.ones((5, 2))).shape
     (5, 1)
-    >>> float(net.gamma)
+    >>> round(float(net.gamma), 6)
     3.0
     """
 
@@ -171,8 +171,8 @@ class LBDN(eqx.Module):
             for n_in, n_out, k in zip(sizes[:-1], sizes[1:], keys[:-1], strict=True)
         )
         self.output = LipschitzLinear(sizes[-1], out_size, key=keys[-1], dtype=dtype)
-        log_gamma = jnp.log(jnp.asarray(gamma, dtype=dtype))
-        self.log_gamma = log_gamma if trainable_gamma else float(log_gamma)
+        log_gamma = math.log(gamma)
+        self.log_gamma = jnp.asarray(log_gamma, dtype=dtype) if trainable_gamma else log_gamma
 
     @property
     def gamma(self) -> Float[Array, ""]:

@@ -163,20 +163,21 @@ class R2DN(AbstractRecurrentModel):
         self.Y = jnp.eye(self.nx, dtype=dtype)
         rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
         target = long_memory_target(self.nx, self.alpha_bar, rng)
-        B2, C2 = self.B2, self.C2
+        io = self._io()
+        if io is None:  # B̃1 = C1 = 0: nothing else enters H
+            X, _ = gram_factor(target, lambda s: 0.0, self.eps)
+        else:
+            C2, ft = io
+            scales_C2 = self.C2 is not None  # an identity output's Ĉ2 is fixed
 
-        def other_terms(s: float) -> np.ndarray:
-            scaled = eqx.tree_at(
-                lambda m: (m.B2, m.C2),
-                self,
-                (s * B2, None if C2 is None else s * C2),
-                is_leaf=lambda x: x is None,
-            )
-            return np.asarray(scaled._coupling(), dtype=np.float64)
+            def other_terms(s: float) -> np.ndarray:
+                B = jnp.concatenate([self.B1, s * self.B2], axis=1)
+                C = jnp.concatenate([self.C1, s * C2 if scales_C2 else C2], axis=0)
+                return np.asarray(coupling_gram(B, C, ft.G), dtype=np.float64)
 
-        X, s = gram_factor(target, other_terms, self.eps)
-        self.B2 = s * B2 if self.supply is not None else B2
-        self.C2 = None if C2 is None else (s * C2 if self.supply is not None else C2)
+            X, s = gram_factor(target, other_terms, self.eps)
+            self.B2 = s * self.B2
+            self.C2 = s * self.C2 if scales_C2 else None
         self.X = jnp.asarray(X, dtype=dtype)
         self.p = frobenius(self.X)
 
@@ -195,15 +196,6 @@ class R2DN(AbstractRecurrentModel):
         D21 = _matrix(self.D21, (self.ny, self.nv), dtype)
         N = None if self.D22 is None else self.D22()
         return C2, unit_gain_feedthrough(D12, D21, N)
-
-    def _coupling(self) -> Float[Array, "2nx 2nx"]:
-        """``K L⁻¹ Kᵀ``: what every parameter but ``X`` contributes to ``H``."""
-        io = self._io()
-        if io is None:
-            return coupling_gram(self.B1, self.C1, None)
-        C2, ft = io
-        B = jnp.concatenate([self.B1, self.B2], axis=1)
-        return coupling_gram(B, jnp.concatenate([self.C1, C2], axis=0), ft.G)
 
     def _core(self) -> tuple[Core, tuple[Array, ...]]:
         io = self._io()

@@ -1,0 +1,10 @@
+"""Simulators and closed loops of the R2DN paper's experiments, as plain JAX functions.
+
+- `r2dn.examples.pde`: the reaction–diffusion PDE and the observer's data (section 2).
+
+Section numbers refer to the experiments note. Training lives in `r2dn.training`.
+"""
+
+from r2dn.examples import pde
+
+__all__ = ["pde"]

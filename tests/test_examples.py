@@ -1,9 +1,12 @@
 """Tests of the experiments' simulators and closed loops (`r2dn.examples`).
 
 Reference values are computed here independently, in float64 numpy: a matrix form of the PDE
-scheme.
+scheme, and the plant's impulse response from its difference equation.
 """
 
+import math
+
+import equinox as eqx
 import hypothesis.extra.numpy as hnp
 import jax
 import jax.numpy as jnp
@@ -12,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from r2dn.examples import pde
+import r2dn
+from r2dn.examples import pde, youla
 
 # ---------------------------------------------------------------- reaction–diffusion PDE
 
@@ -129,3 +133,141 @@ def test_pde_bad_input():
         pde.simulate_pde(10, jax.random.key(0), 0.0, 1.5)
     with pytest.raises(ValueError, match="T must be a positive integer"):
         pde.simulate_pde(0, jax.random.key(0), 0.0, 0.0)
+
+
+# ---------------------------------------------------------------- Youla feedback loop
+
+A1, A2 = 1.6 * math.cos(0.2 * math.pi), 0.64
+run_loop = eqx.filter_jit(youla.closed_loop)
+simulate = eqx.filter_jit(lambda model, x0, u: model.simulate(x0, u))
+
+
+def impulse_response(n: int) -> np.ndarray:
+    """h_t of T(z) = 0.3 / (z² − a1 z + a2), from h_t = a1 h_{t−1} − a2 h_{t−2} + 0.3 δ_{t−2}."""
+    h = np.zeros(n)
+    for t in range(2, n):
+        h[t] = A1 * h[t - 1] - A2 * h[t - 2] + 0.3 * (t == 2)
+    return h
+
+
+def convolve(h: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """(h * x)_t over the time axis of x (batch, T, 1), from zero initial state."""
+    T = x.shape[1]
+    return np.stack([np.convolve(h, xb[:, 0])[:T] for xb in x])[..., None]
+
+
+def random_parameters(model, key, scale: float):
+    """``model`` with every free array replaced by ``scale``·N(0, 1) entries."""
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    leaves, tree = jax.tree.flatten(params)
+    keys = jax.random.split(key, len(leaves))
+    leaves = [
+        scale * jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves, strict=True)
+    ]
+    return eqx.combine(jax.tree.unflatten(tree, leaves), static)
+
+
+def policy(key, scale: float | None = None, alpha_bar: float = 1.0):
+    model = r2dn.ContractingR2DN(
+        1, 4, 8, 1, (16, 16), alpha_bar=alpha_bar, activation="tanh", key=key
+    )
+    return model if scale is None else random_parameters(model, jax.random.fold_in(key, 1), scale)
+
+
+def test_plant_is_the_papers_stable_transfer_function():
+    A, B, C = (np.asarray(m, np.float64) for m in youla.plant())
+    poles = np.linalg.eigvals(A)
+    expected = np.roots([1, -A1, A2])
+    np.testing.assert_allclose(np.sort_complex(poles), np.sort_complex(expected), rtol=1e-6)
+    assert np.all(np.abs(poles) < 1)
+    for z in (1.0, -1.0, np.exp(0.7j), 0.5 + 2j):
+        response = (C @ np.linalg.solve(z * np.eye(2) - A, B))[0, 0]
+        np.testing.assert_allclose(response, 0.3 / (z**2 - A1 * z + A2), rtol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [None, 1.0])  # unsaturated, then saturated half the time
+def test_loop_is_the_transfer_matrix_with_a_clipped_policy(scale):
+    key = jax.random.key(7)
+    Q = policy(key, scale)
+    w = youla.disturbances(jax.random.fold_in(key, 2), 3, 150, hold=20)
+    q0 = jax.random.normal(jax.random.fold_in(key, 3), (3, Q.nx))
+    zeros = jnp.zeros((3, 2))
+    _, z, u = run_loop(Q, w, youla.LoopState(zeros, zeros, q0))
+    h, w, u = impulse_response(150), np.asarray(w, np.float64), np.asarray(u, np.float64)
+    np.testing.assert_allclose(z, convolve(h, w + u), atol=1e-4)  # z = T w + T ũ
+    _, q_out = simulate(Q, q0, jnp.asarray(-convolve(h, w), Q.dtype))  # ỹ = −T w
+    np.testing.assert_allclose(u, np.clip(q_out, -youla.U_MAX, youla.U_MAX), atol=1e-4)
+    assert np.abs(u).max() <= youla.U_MAX and np.ptp(u) > 0
+    expected_cost = np.mean(np.abs(np.asarray(z))) + 1e-4 * np.mean(u**2)
+    np.testing.assert_allclose(youla.cost(z, u), expected_cost, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("seed", "scale"), [(0, 10.0), (1, 30.0), (2, 100.0)])
+def test_loop_with_any_contracting_policy_is_bounded_and_contracting(seed, scale):
+    key = jax.random.key(seed)
+    # ᾱ = 0.9 so that the certified rate is visible within the horizon; with ᾱ = 1 the rate is
+    # only the ε margin, which large parameters push arbitrarily close to 1.
+    Q = policy(key, scale, alpha_bar=0.9)
+    w = youla.disturbances(jax.random.fold_in(key, 2), 8, 400)
+    keys = jax.random.split(jax.random.fold_in(key, 3), 3)
+    start = youla.initial_loop_state(Q, 8)
+    state_a = start._replace(policy=scale * jax.random.normal(keys[0], start.policy.shape))
+    state_b = youla.LoopState(
+        *(scale * jax.random.normal(k, s.shape) for k, s in zip(keys, start, strict=True))
+    )
+    end_a, z_a, u_a = run_loop(Q, w, state_a)
+    end_b, z_b, u_b = run_loop(Q, w, state_b)
+    # From a zero plant state, |z| ≤ ‖T‖_ℓ1 (max |w| + U_MAX), whatever the policy's state.
+    bound = np.abs(impulse_response(1000)).sum() * (float(jnp.abs(w).max()) + youla.U_MAX)
+    assert float(jnp.abs(z_a).max()) <= bound * (1 + 1e-5)
+    assert float(jnp.abs(u_a).max()) <= youla.U_MAX
+    # Different initial states: the loop forgets them.
+    assert float(jnp.abs(z_a - z_b)[:, 0].max()) > 1
+    assert float(jnp.abs(z_a - z_b)[:, -50:].max()) < 1e-4
+    assert float(jnp.abs(u_a - u_b)[:, -50:].max()) < 1e-4
+    for a, b in zip(end_a, end_b, strict=True):
+        assert float(jnp.abs(a - b).max()) < 1e-4 * (1 + float(jnp.abs(a).max()))
+
+
+def test_cost_is_differentiable_in_the_policy_parameters():
+    Q = policy(jax.random.key(11))
+    w = youla.disturbances(jax.random.key(12), 4, 100, hold=25)
+
+    def loss(Q):
+        _, z, u = youla.closed_loop(Q, w)
+        return youla.cost(z, u)
+
+    value, grads = eqx.filter_jit(eqx.filter_value_and_grad(loss))(Q)
+    leaves = jax.tree.leaves(grads)
+    assert np.isfinite(float(value)) and all(bool(jnp.isfinite(g).all()) for g in leaves)
+    assert all(float(jnp.abs(g).max()) > 0 for g in leaves)  # it reaches every parameter
+    # The slope along the gradient matches a central difference (|z| has kinks: small steps).
+    norm = math.sqrt(sum(float(jnp.sum(g**2)) for g in leaves))
+    shifted = [
+        eqx.apply_updates(Q, jax.tree.map(lambda g, e=e: e * g / norm, grads))
+        for e in (1e-3, -1e-3)
+    ]
+    loss = eqx.filter_jit(loss)
+    slope = (float(loss(shifted[0])) - float(loss(shifted[1]))) / 2e-3
+    np.testing.assert_allclose(slope, norm, rtol=5e-3)
+
+
+def test_disturbances_are_held_uniform_levels():
+    w = np.asarray(youla.disturbances(jax.random.key(0), 64, 230, hold=50, amplitude=10.0))
+    assert w.shape == (64, 230, 1)
+    levels = w[:, ::50, 0]
+    assert levels.shape == (64, 5)
+    np.testing.assert_array_equal(w[..., 0], np.repeat(levels, 50, axis=1)[:, :230])
+    assert np.abs(levels).max() <= 10 and levels.min() < -9 and levels.max() > 9
+    assert abs(levels.mean()) < 1.5 and len(np.unique(levels)) == levels.size
+
+
+def test_youla_bad_input():
+    with pytest.raises(ValueError, match="needs nu = ny = 1; got nu=2, ny=1"):
+        youla.closed_loop(
+            r2dn.ContractingR2DN(2, 4, 8, 1, (16, 16), key=jax.random.key(0)), jnp.ones((5, 1))
+        )
+    with pytest.raises(ValueError, match=r"shape \(\.\.\., T, 1\); got shape \(5,\)"):
+        youla.closed_loop(policy(jax.random.key(0)), jnp.ones(5))
+    with pytest.raises(ValueError, match="hold must be a positive integer"):
+        youla.disturbances(jax.random.key(0), 2, 10, hold=0)

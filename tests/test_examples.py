@@ -1,7 +1,7 @@
 """Tests of the experiments' simulators and closed loops (`r2dn.examples`).
 
 Reference values are computed here independently, in float64 numpy: a matrix form of the PDE
-scheme, and the plant's impulse response from its difference equation.
+scheme, the plant's impulse response from its difference equation, the target from `math`.
 """
 
 import math
@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import r2dn
-from r2dn.examples import pde, youla
+from r2dn.examples import pde, scaling, youla
 
 # ---------------------------------------------------------------- reaction–diffusion PDE
 
@@ -271,3 +271,41 @@ def test_youla_bad_input():
         youla.closed_loop(policy(jax.random.key(0)), jnp.ones(5))
     with pytest.raises(ValueError, match="hold must be a positive integer"):
         youla.disturbances(jax.random.key(0), 2, 10, hold=0)
+
+
+# ---------------------------------------------------------------- scalability target
+
+
+def reference_target(x: float, u: float) -> float:
+    s = x + u
+    return (
+        0.2 * math.sin(x)
+        + 0.05 * math.cos(2 * s)
+        + 0.05 * math.sin(3 * s)
+        + 0.075 * math.sin(4 * s) * math.atan(0.1 * s * s)
+        + 0.05 * x
+        + u
+    )
+
+
+def test_target_matches_hand_computed_values():
+    points = [(0.0, 0.0), (1.0, 0.5), (-30.0, 1.0), (12.3, -0.7), (29.9, -1.0)]
+    x, u = (jnp.array(v, jnp.float32) for v in zip(*points, strict=True))
+    expected = [reference_target(*p) for p in points]
+    np.testing.assert_allclose(scaling.target(x, u), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(reference_target(0.0, 0.0), 0.05)  # only cos 2s survives
+
+
+def test_training_samples_and_validation_grid():
+    data = scaling.sample(jax.random.key(0), 4096)
+    assert all(a.shape == (4096, 1) for a in data)
+    assert -30 <= data.x.min() < -29 and 29 < data.x.max() <= 30
+    assert -1 <= data.u.min() < -0.99 and 0.99 < data.u.max() <= 1
+    np.testing.assert_array_equal(data.x_next, scaling.target(data.x, data.u))
+    grid = scaling.validation_grid()
+    assert all(a.shape == (2048, 1) for a in grid)
+    np.testing.assert_allclose(np.diff(grid.x[:, 0]), 60 / 2047, rtol=1e-4)
+    np.testing.assert_array_equal(grid.u, 1)
+    np.testing.assert_array_equal(grid.x_next, scaling.target(grid.x, grid.u))
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        scaling.sample(jax.random.key(0), 0)

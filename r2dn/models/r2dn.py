@@ -113,6 +113,7 @@ class R2DN(AbstractRecurrentModel):
                     f"supply must be a SupplyRate or None; got {type(supply).__name__}."
                 )
             supply.check_sizes(nu, ny)
+            supply.check_unit_gain()
         if identity_output:
             if ny != nx:
                 raise ValueError(f"identity_output (y = x) needs ny == nx; got ny={ny}, nx={nx}.")

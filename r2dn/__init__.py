@@ -1,7 +1,18 @@
 """r2dn: recurrent networks that are contracting and robust by construction, in JAX."""
 
-from r2dn.models import R2DN, AbstractRecurrentModel, ContractingR2DN, LipschitzR2DN, RobustR2DN
-from r2dn.networks import LBDN, LipschitzLinear, SandwichLayer
+from r2dn.models import (
+    R2DN,
+    REN,
+    AbstractRecurrentModel,
+    ContractingR2DN,
+    ContractingREN,
+    LipschitzR2DN,
+    LipschitzREN,
+    PassiveREN,
+    RobustR2DN,
+    RobustREN,
+)
+from r2dn.networks import LBDN, EquilibriumLayer, LipschitzLinear, SandwichLayer
 from r2dn.parameterizations import StrictContraction, SupplyRate
 from r2dn.simulation import ExplicitSystem, simulate, step
 
@@ -10,12 +21,18 @@ __version__ = "0.1.0"
 __all__ = [
     "AbstractRecurrentModel",
     "ContractingR2DN",
+    "ContractingREN",
+    "EquilibriumLayer",
     "ExplicitSystem",
     "LBDN",
     "LipschitzLinear",
     "LipschitzR2DN",
+    "LipschitzREN",
+    "PassiveREN",
     "R2DN",
+    "REN",
     "RobustR2DN",
+    "RobustREN",
     "SandwichLayer",
     "StrictContraction",
     "SupplyRate",

@@ -88,8 +88,9 @@ class SupplyRate:
             _check_bounded(Q, S, R)
         elif S.shape[0] != S.shape[1] or np.linalg.cond(S) > 1e12:
             raise ValueError(
-                "With Q = 0 (a passivity-type rate) S must be square and invertible, so "
-                f"nu == ny; got S of shape {S.shape} with condition number {np.linalg.cond(S):.3g}."
+                "Q must be negative definite, or exactly zero (a passivity-type rate) with S "
+                f"square and invertible (nu == ny); got Q = 0 and S of shape {S.shape} with "
+                f"condition number {np.linalg.cond(S):.3g}."
             )
         for name, value in (("Q", Q), ("S", S), ("R", R)):
             value.setflags(write=False)

@@ -1,8 +1,7 @@
 """The REN family: certificates (section 6 with D11 and Λ), the equilibrium layer and its
 implicit gradients, the model-level guarantees, and the errors bad input raises.
 
-Everything runs in float64 (models get ``dtype=jnp.float64`` explicitly) so that margins of
-order ``ε`` are resolved.
+Models get ``dtype=jnp.float64`` explicitly so that margins of order ``ε`` are resolved.
 """
 
 import equinox as eqx
@@ -11,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import random_supply, scale_parameters
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -25,26 +25,11 @@ from r2dn.certificates import (
 from r2dn.models.ren import REN, ContractingREN, LipschitzREN, PassiveREN, RobustREN
 from r2dn.networks import get_activation
 from r2dn.networks.equilibrium import EquilibriumLayer, forward_substitution, solve_equilibrium
-from r2dn.parameterizations import StrictContraction, SupplyRate
+from r2dn.parameterizations import SupplyRate
 from r2dn.simulation import simulate
 
 F64 = jnp.float64
 VARIANTS = ("contracting", "lipschitz", "robust", "passive", "strictly_passive")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def x64():
-    with jax.enable_x64(True):
-        yield
-
-
-def random_qsr(nu: int, ny: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-    """A random feasible (Q, S, R): Q ≺ 0 and R − S Q⁻¹ Sᵀ ≻ 0."""
-    a, b = rng.normal(size=(ny, ny)), rng.normal(size=(nu, nu))
-    Q = -(a @ a.T + 0.1 * np.eye(ny))
-    S = rng.normal(size=(nu, ny))
-    R = S @ np.linalg.solve(Q, S.T) + b @ b.T + 0.1 * np.eye(nu)
-    return Q, S, (R + R.T) / 2
 
 
 def make(variant: str, nu: int, nx: int, nv: int, ny: int, *, seed: int = 0, **kwargs) -> REN:
@@ -55,27 +40,10 @@ def make(variant: str, nu: int, nx: int, nv: int, ny: int, *, seed: int = 0, **k
     if variant == "lipschitz":
         return LipschitzREN(nu, nx, nv, ny, gamma=0.5 + seed % 5, key=key, **kwargs)
     if variant == "robust":
-        Q, S, R = random_qsr(nu, ny, np.random.default_rng(seed))
-        return RobustREN(nu, nx, nv, ny, Q=Q, S=S, R=R, key=key, **kwargs)
+        rate = random_supply(np.random.default_rng(seed), nu, ny)
+        return RobustREN(nu, nx, nv, ny, Q=rate.Q, S=rate.S, R=rate.R, key=key, **kwargs)
     rho = 0.0 if variant == "passive" else 0.4  # passive models have ny = nu
     return PassiveREN(nu, nx, nv, nu, nu_index=0.3, rho_index=rho, key=key, **kwargs)
-
-
-def scaled(model: REN, s: float) -> REN:
-    """Every free array times ``s``, but a strict contraction's free matrices at most times 3.
-
-    A Cayley contraction ``N`` tends to the unit sphere as ``O(1/s²)``, and the LMI margin with
-    it: with every array also times 100, scaling ``N``'s free matrices by 100 leaves a largest
-    eigenvalue of about −1e-11 in a matrix of norm ~1e4, i.e. at float64 round-off, so the
-    check would test round-off rather than the parameterization.
-    """
-
-    def scale(leaf):
-        if isinstance(leaf, StrictContraction):
-            return jax.tree.map(lambda a: min(s, 3.0) * a, leaf)
-        return s * leaf if eqx.is_inexact_array(leaf) else leaf
-
-    return jax.tree.map(scale, model, is_leaf=lambda x: isinstance(x, StrictContraction))
 
 
 # --- Certificates -------------------------------------------------------------------------
@@ -123,8 +91,11 @@ def test_lmi_holds_for_every_parameter_value(
     model = make(
         variant, nu, nx, nv, ny, seed=seed, alpha_bar=alpha_bar, init=init, feedthrough=feedthrough
     )
-    for s in (1e-2, 0.2, 1.0, 7.0, 1e2):  # one compilation serves every scale
-        report = check_lmi(scaled(model, s))
+    # One compilation serves every scale. Strict contractions are scaled by at most 3: their
+    # margin shrinks as O(1/s²); with every array also times 100, scaling N's free matrices by
+    # 100 leaves a largest eigenvalue of about −1e-11 in a matrix of norm ~1e4, i.e. round-off.
+    for s in (1e-2, 0.2, 1.0, 7.0, 1e2):
+        report = check_lmi(scale_parameters(model, s, min(s, 3.0)))
         assert report.holds, (s, report)
 
 

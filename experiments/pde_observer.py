@@ -123,8 +123,9 @@ def run(name: str, seed: int, s: Settings, data, test, out: Path) -> Path:
     key_model, key_shuffle = jax.random.split(jax.random.key(seed))
     with jax.default_matmul_precision("highest"):
         model = spec(name, s).build(key_model)
+        data = pde.ObserverData(*(a.astype(model.dtype) for a in data))
         model, losses, seconds = train(model, s, data, key_shuffle)
-        _, xi_hat = model.simulate(model.initial_state(), test.y)
+        _, xi_hat = model.simulate(model.initial_state(), test.y.astype(model.dtype))
     truth, xi_hat = np.asarray(test.xi[:-1]), np.asarray(xi_hat)
     error = float(nrmse(truth, xi_hat, per_channel=False))
     nodes = list(SHOWN_NODES)

@@ -145,7 +145,12 @@ def scaling_points(results: list[dict[str, Any]], family: str) -> dict[str, np.n
 
 
 def slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float | None]:
-    """Least-squares slope of log y against log x, and its standard error (≥ 3 points)."""
+    """Least-squares slope of log y against log x, and its standard error (≥ 3 points).
+
+    NaN from fewer than two points.
+    """
+    if len(x) < 2:
+        return float("nan"), None
     if len(x) < 3:
         return float(np.polyfit(np.log(x), np.log(y), 1)[0]), None
     coef, cov = np.polyfit(np.log(x), np.log(y), 1, cov=True)

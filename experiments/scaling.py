@@ -66,10 +66,10 @@ PRESETS = {
     "tiny": Settings(
         epochs=1,
         seeds=(0,),
-        ren_nv=(3, 6),
+        ren_nv=(3,),
         r2dn_nv=3,
         r2dn_depth=2,
-        r2dn_width=(4, 8),
+        r2dn_width=(4,),
         batches=2,
         batch_size=16,
         validation_points=32,
@@ -118,7 +118,8 @@ def train(model, s: Settings, key):
     for epoch in tqdm(range(s.epochs), unit="epoch", leave=False, dynamic_ncols=True):
         started, total = time.perf_counter(), 0.0
         data = scaling.sample(jax.random.fold_in(key, epoch), s.batches * s.batch_size)
-        for batch in zip(*(a.reshape(s.batches, s.batch_size, 1) for a in data), strict=True):
+        data = [a.astype(model.dtype).reshape(s.batches, s.batch_size, 1) for a in data]
+        for batch in zip(*data, strict=True):
             model, opt_state, loss, _ = train_step(
                 one_step_loss, opt, model, opt_state, scaling.OneStepData(*batch)
             )
@@ -167,7 +168,8 @@ def run(name: str, size: int, spec: ModelSpec, seed: int, s: Settings, out: Path
     with jax.default_matmul_precision("highest"):
         model = spec.build(key_model)
         model, losses, seconds = train(model, s, key_train)
-        predicted = np.asarray(one_step(model, grid.x, grid.u))
+        x, u = (a.astype(model.dtype) for a in (grid.x, grid.u))
+        predicted = np.asarray(one_step(model, x, u))
         times = timing(model, s)
     percent = 100 * float(nrmse(grid.x_next, predicted, per_channel=False))
     return common.write_result(

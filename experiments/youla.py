@@ -92,6 +92,7 @@ def train(model, s: Settings, key):
         for epoch in range(s.epochs):
             started, total, state = time.perf_counter(), 0.0, None
             w = youla.disturbances(jax.random.fold_in(key, epoch), s.batch, s.horizon)
+            w = w.astype(model.dtype)
             for k in range(s.segments):
                 w_k = w[:, k * length : (k + 1) * length]
                 model, opt_state, loss, state = train_step(
@@ -110,7 +111,7 @@ def run(name: str, seed: int, s: Settings, w_test, out: Path) -> Path:
     with jax.default_matmul_precision("highest"):
         model = spec(name, s).build(key_model)
         model, losses, seconds = train(model, s, key_train)
-        _, z, u = youla.closed_loop(model, w_test)
+        _, z, u = youla.closed_loop(model, w_test.astype(model.dtype))
     shown = slice(0, SHOWN)
     return common.write_result(
         out,

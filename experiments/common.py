@@ -162,5 +162,13 @@ def write_result(
 
 
 def load_results(directory: Path) -> list[dict[str, Any]]:
-    """Every result JSON in ``directory`` (and its subfolders), sorted by file name."""
-    return [json.loads(p.read_text()) for p in sorted(Path(directory).rglob("*_seed*.json"))]
+    """Every result JSON under ``directory``, sorted by path.
+
+    Each record gains ``run_set``: the folder holding it, relative to ``directory`` (one
+    folder per invocation of an experiment, so runs of different protocols stay apart).
+    """
+    directory = Path(directory)
+    return [
+        json.loads(p.read_text()) | {"run_set": str(p.parent.relative_to(directory))}
+        for p in sorted(directory.rglob("*_seed*.json"))
+    ]

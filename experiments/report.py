@@ -187,14 +187,13 @@ def scaling_table(results: list[dict[str, Any]]) -> str:
 
 def certificate_table(results: list[dict[str, Any]]) -> str:
     rows = [
-        "| experiment | model | seed | parameters | largest LMI eigenvalue | smallest eig P "
-        "| holds |",
+        "| runs | model | seed | parameters | largest LMI eigenvalue | smallest eig P | holds |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in results:
         c = r["certificate"]
         rows.append(
-            f"| {r['experiment']} | {r['model']} | {r['seed']} | {r['parameters']:,} | "
+            f"| {r['run_set']} | {r['model']} | {r['seed']} | {r['parameters']:,} | "
             f"{c['max_eigenvalue']:.3e} | {c['min_eigenvalue_P']:.3g} | "
             f"{'yes' if c['holds'] else '**NO**'} |"
         )
@@ -307,6 +306,18 @@ def scaling_figure(results: list[dict[str, Any]], path: Path) -> Path:
 # Document ---------------------------------------------------------------------------------
 
 
+def section(experiment: str, runs: list[dict[str, Any]], stem: Path, doc: Path) -> list[str]:
+    """Table, deviations and figures (``<stem>_*.png``) of one set of runs."""
+    table = scaling_table(runs) if experiment == "scaling" else task_table(experiment, runs)
+    lines = [table, "", "Deviations from the paper's protocol:", ""]
+    lines += [f"- {line}" for line in deviations(experiment, runs)] or ["- none"]
+    images = [loss_figure(experiment, runs, stem.with_name(f"{stem.name}_loss.png"))]
+    images.append(prediction_figure(experiment, runs, stem.with_name(f"{stem.name}_test.png")))
+    if experiment == "scaling":
+        images.append(scaling_figure(runs, stem.with_name(f"{stem.name}_slopes.png")))
+    return [*lines, "", *(f"![{p.stem}]({p.relative_to(doc.parent)})" for p in images)]
+
+
 def render(results: list[dict[str, Any]], figures: Path, doc: Path, notes: str) -> str:
     by_experiment = defaultdict(list)
     for r in results:
@@ -326,18 +337,16 @@ def render(results: list[dict[str, Any]], figures: Path, doc: Path, notes: str) 
         notes.strip(),
     ]
     for experiment, title in TITLES.items():
-        runs = by_experiment.get(experiment)
-        if not runs:
-            parts += ["", f"## {title}", "", "Not run."]
-            continue
-        table = scaling_table(runs) if experiment == "scaling" else task_table(experiment, runs)
-        parts += ["", f"## {title}", "", table, "", "Deviations from the paper's protocol:", ""]
-        parts += [f"- {line}" for line in deviations(experiment, runs)] or ["- none"]
-        images = [loss_figure(experiment, runs, figures / f"{experiment}_loss.png")]
-        images.append(prediction_figure(experiment, runs, figures / f"{experiment}_test.png"))
-        if experiment == "scaling":
-            images.append(scaling_figure(runs, figures / "scaling_slopes.png"))
-        parts += [""] + [f"![{p.stem}]({p.relative_to(doc.parent)})" for p in images]
+        parts += ["", f"## {title}"]
+        sets = sorted({r["run_set"] for r in by_experiment.get(experiment, [])})
+        if not sets:
+            parts += ["", "Not run."]
+        for run_set in sets:
+            runs = [r for r in by_experiment[experiment] if r["run_set"] == run_set]
+            parts += ["", f"### Runs in `{rel}/{run_set}/`", ""]
+            name = run_set.replace("/", "_")
+            name = name if name.startswith(experiment) else f"{experiment}_{name}"
+            parts += section(experiment, runs, figures / name, doc)
     parts += [
         "",
         "## Certificates of every trained model",

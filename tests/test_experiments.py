@@ -94,6 +94,7 @@ def test_report_tables_deviations_and_figures(results):
     assert "| REN |" in text and "| R2DN |" in text
     assert text.count("| yes |") == len(common.load_results(out))
     for name in ("f16_loss", "f16_test", "scaling_slopes", "youla_test", "pde_observer_loss"):
+        # one set of runs per experiment, in a folder named after it
         assert (out / f"{name}.png").stat().st_size > 0
         assert f"({out.name}/{name}.png)" in text
 

@@ -85,6 +85,7 @@ def deviations(experiment: str, results: list[dict[str, Any]]) -> list[str]:
         expected = paper[name]
         expected = repr(tuple(expected) if isinstance(expected, list) else expected)
         if name != "seeds" and values != {expected}:
+            expected = "whole records" if expected == "None" else expected
             lines.append(f"`{name}` = {', '.join(sorted(values))} (paper: {expected})")
     return lines
 

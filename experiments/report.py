@@ -186,6 +186,23 @@ def scaling_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def scaling_sizes_table(results: list[dict[str, Any]]) -> str:
+    """Per size: parameters, validation NRMSE, and times (means over seeds)."""
+    rows = [
+        "| model | size | parameters | NRMSE (%) | inference s | backprop s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in common.MODELS:
+        pts = scaling_points(results, name)
+        params = {r["size"]: r["parameters"] for r in results if r["family"] == name}
+        for i, size in enumerate(pts["size"]):
+            rows.append(
+                f"| {name.upper()} | {size} | {params[size]:,} | {pts['nrmse_percent'][i]:.3g} | "
+                f"{pts['inference'][i]:.3g} | {pts['backprop'][i]:.3g} |"
+            )
+    return "\n".join(rows)
+
+
 def certificate_table(results: list[dict[str, Any]]) -> str:
     rows = [
         "| runs | model | seed | parameters | largest LMI eigenvalue | smallest eig P | holds |",
@@ -309,7 +326,10 @@ def scaling_figure(results: list[dict[str, Any]], path: Path) -> Path:
 
 def section(experiment: str, runs: list[dict[str, Any]], stem: Path, doc: Path) -> list[str]:
     """Table, deviations and figures (``<stem>_*.png``) of one set of runs."""
-    table = scaling_table(runs) if experiment == "scaling" else task_table(experiment, runs)
+    if experiment == "scaling":
+        table = scaling_table(runs) + "\n\n" + scaling_sizes_table(runs)
+    else:
+        table = task_table(experiment, runs)
     lines = [table, "", "Deviations from the paper's protocol:", ""]
     lines += [f"- {line}" for line in deviations(experiment, runs)] or ["- none"]
     images = [loss_figure(experiment, runs, stem.with_name(f"{stem.name}_loss.png"))]

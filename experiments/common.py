@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import json
 import platform
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -157,8 +158,14 @@ def write_result(
         },
     } | dict(extra or {})
     path = out / f"{experiment}_{model_name}_seed{seed}.json"
-    path.write_text(json.dumps(record, indent=1) + "\n")
+    path.write_text(to_json(record))
     return path
+
+
+def to_json(record: Mapping[str, Any]) -> str:
+    """Indented JSON with lists of numbers kept on one line (the curves stay compact)."""
+    text = json.dumps(record, indent=1)
+    return re.sub(r"\[[-+0-9.eE,\s]*\]", lambda m: re.sub(r"\s+", "", m.group()), text) + "\n"
 
 
 def load_results(directory: Path) -> list[dict[str, Any]]:

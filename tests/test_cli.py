@@ -24,9 +24,13 @@ def invoke(*args: str):
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """A Lipschitz R2DN fitted (and certified) on the embedded cascaded-tanks data."""
+    """A Lipschitz R2DN fitted on the embedded cascaded-tanks data.
+
+    Each xdist worker builds its own, so it skips the certificate checks (slow to compile);
+    the resume test runs them at the end of ``fit``.
+    """
     out = tmp_path_factory.mktemp("run")
-    result = invoke(*FIT, "--out", out)
+    result = invoke(*FIT, "--out", out, "--no-certify")
     assert result.exit_code == 0, result.output
     return out, result.output
 
@@ -43,11 +47,10 @@ def test_every_command_and_option_is_documented():
             assert param.opts[0] in result.output or param.name.upper() in result.output
 
 
-def test_fit_writes_a_certified_model_with_metrics_and_plots(run_dir):
+def test_fit_writes_the_model_its_metrics_and_plots(run_dir):
     out, output = run_dir
     assert "Validation (washout 10 steps)" in output and "RMSE" in output
-    assert "Trained 2 epochs" in output
-    assert output.count("PASS") == 4 and "FAIL" not in output
+    assert "Trained 2 epochs" in output and "Certificate" not in output
     for name in ("model.r2dn", CHECKPOINT, "metrics.json", "loss.png", "prediction.png"):
         assert (out / name).is_file(), name
     trained = load_model(out / "model.r2dn")
@@ -58,12 +61,13 @@ def test_fit_writes_a_certified_model_with_metrics_and_plots(run_dir):
 def test_fit_refuses_to_overwrite_and_resumes_a_run(run_dir, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(run_dir[0], out)
-    refused = invoke(*FIT, "--out", out)
+    refused = invoke(*FIT, "--out", out, "--no-certify")
     assert refused.exit_code == 2 and "already holds a run" in refused.output
     changed = invoke(*FIT, "--out", out, "--resume", "--lr", "0.5")
     assert changed.exit_code == 2 and "cannot resume" in changed.output
-    resumed = invoke(*FIT, "--epochs", "3", "--out", out, "--resume")
+    resumed = invoke(*FIT, "--epochs", "3", "--out", out, "--resume", "--certify")
     assert resumed.exit_code == 0, resumed.output
+    assert resumed.output.count("PASS") == 4 and "FAIL" not in resumed.output
     before, after = (read_header(d / CHECKPOINT, "checkpoint")["state"] for d in (run_dir[0], out))
     assert after["epoch"] == 3 and after["history"]["train"][:2] == before["history"]["train"]
 

@@ -60,20 +60,11 @@ class TrainConfig:
     matmul_precision: str = "highest"
 
     def __post_init__(self) -> None:
-        positive = {"epochs": self.epochs, "segment_length": self.segment_length}
-        positive |= {"validate_every": self.validate_every}
-        positive |= {
-            k: v
-            for k, v in (
-                ("decay_every", self.decay_every),
-                ("patience", self.patience),
-                ("devices", self.devices),
-            )
-            if v is not None
-        }
-        for name, value in positive.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        for name in ("epochs", "segment_length", "validate_every", "washout"):
+            _check_int(name, getattr(self, name), minimum=0 if name == "washout" else 1)
+        for name in ("decay_every", "patience", "devices"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), minimum=1)
         if not self.lr > 0 or not self.min_lr >= 0:
             raise ValueError(
                 f"lr must be positive and min_lr non-negative; got {self.lr}, {self.min_lr}"
@@ -86,8 +77,6 @@ class TrainConfig:
             raise ValueError(
                 f"clip_mode must be 'elementwise' or 'global_norm'; got {self.clip_mode!r}"
             )
-        if isinstance(self.washout, bool) or not isinstance(self.washout, int) or self.washout < 0:
-            raise ValueError(f"washout must be a non-negative integer; got {self.washout!r}")
         if not callable(getattr(optax, self.optimizer, None)):
             raise ValueError(
                 f"optimizer {self.optimizer!r} is not an Optax optimiser; use a name such as "
@@ -121,6 +110,12 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training settings {unknown}; known: {sorted(names)}")
         return cls(**data)
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        kind = "a positive" if minimum == 1 else "a non-negative"
+        raise ValueError(f"{name} must be {kind} integer; got {value!r}")
 
 
 # Cached so that equal settings give the same objects: jit-compiled steps that take them as

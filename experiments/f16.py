@@ -14,7 +14,6 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -22,7 +21,7 @@ from experiments import common
 from r2dn.data import SequenceData, load_f16
 from r2dn.metrics import nrmse
 from r2dn.registry import ModelSpec
-from r2dn.training import TrainConfig, fit
+from r2dn.training import TrainConfig, fit, full_precision
 
 DEFAULT_ROOT = common.REPO.parent / "shared" / "data" / "f16gvt"
 WASHOUT = 100
@@ -101,7 +100,7 @@ def run(name: str, seed: int, s: Settings, data, out: Path) -> Path:
     result = fit(spec(name, s), train, None, config, normalizer=normalizer)
     model = result.trained.model
     scaled = normalizer.apply(test)
-    with jax.default_matmul_precision("highest"):
+    with full_precision():
         _, y_hat = model.simulate(
             model.initial_state(scaled.batch), jnp.asarray(scaled.u, model.dtype)
         )

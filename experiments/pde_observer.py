@@ -27,6 +27,7 @@ from experiments import common
 from r2dn.examples import pde
 from r2dn.metrics import nrmse
 from r2dn.registry import ModelSpec
+from r2dn.training import full_precision
 from r2dn.training.steps import train_step
 
 #: The training record and the test scenario are the same for every seed.
@@ -121,7 +122,7 @@ def train(model, s: Settings, data: pde.ObserverData, key):
 
 def run(name: str, seed: int, s: Settings, data, test, out: Path) -> Path:
     key_model, key_shuffle = jax.random.split(jax.random.key(seed))
-    with jax.default_matmul_precision("highest"):
+    with full_precision():
         model = spec(name, s).build(key_model)
         data = pde.ObserverData(*(a.astype(model.dtype) for a in data))
         model, losses, seconds = train(model, s, data, key_shuffle)

@@ -27,7 +27,7 @@ from experiments import common
 from r2dn.examples import scaling
 from r2dn.metrics import nrmse
 from r2dn.registry import ModelSpec
-from r2dn.training import TrainConfig
+from r2dn.training import TrainConfig, full_precision
 from r2dn.training.steps import train_step
 
 #: The random sequences the models are timed on are the same for every model.
@@ -165,7 +165,7 @@ def timing(model, s: Settings) -> dict[str, float]:
 def run(name: str, size: int, spec: ModelSpec, seed: int, s: Settings, out: Path) -> Path:
     key_model, key_train = jax.random.split(jax.random.key(seed))
     grid = scaling.validation_grid(s.validation_points)
-    with jax.default_matmul_precision("highest"):
+    with full_precision():
         model = spec.build(key_model)
         model, losses, seconds = train(model, s, key_train)
         x, u = (a.astype(model.dtype) for a in (grid.x, grid.u))

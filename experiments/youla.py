@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from experiments import common
 from r2dn.examples import youla
 from r2dn.registry import ModelSpec
-from r2dn.training import TrainConfig
+from r2dn.training import TrainConfig, full_precision
 from r2dn.training.steps import train_step
 
 #: The test disturbances are the same for every seed.
@@ -108,7 +108,7 @@ def train(model, s: Settings, key):
 
 def run(name: str, seed: int, s: Settings, w_test, out: Path) -> Path:
     key_model, key_train = jax.random.split(jax.random.key(seed))
-    with jax.default_matmul_precision("highest"):
+    with full_precision():
         model = spec(name, s).build(key_model)
         model, losses, seconds = train(model, s, key_train)
         _, z, u = youla.closed_loop(model, w_test.astype(model.dtype))

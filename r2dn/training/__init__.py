@@ -13,7 +13,7 @@ from r2dn.training.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from r2dn.training.config import TrainConfig
+from r2dn.training.config import TrainConfig, full_precision
 from r2dn.training.evaluate import Check, certify, evaluate, write_report
 from r2dn.training.loop import (
     EpochReport,
@@ -35,6 +35,7 @@ __all__ = [
     "certify",
     "evaluate",
     "fit",
+    "full_precision",
     "load_checkpoint",
     "mean_squared_error",
     "save_checkpoint",

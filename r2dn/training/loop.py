@@ -37,7 +37,7 @@ from r2dn.training.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from r2dn.training.config import TrainConfig
+from r2dn.training.config import TrainConfig, full_precision
 
 
 class TrainingDiverged(FloatingPointError):
@@ -196,7 +196,7 @@ def fit(
         unit="seg",
         dynamic_ncols=True,
     )
-    with bar, jax.default_matmul_precision(config.matmul_precision):
+    with bar, full_precision(config.matmul_precision):
         while state.epoch < config.epochs and state.stop_reason is None:
             epoch, started = state.epoch + 1, time.perf_counter()
             lr = None if schedule is None else float(schedule(state.epoch * steps))

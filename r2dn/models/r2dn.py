@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from r2dn.models.base import AbstractRecurrentModel, check_options, check_sizes
+from r2dn.models.base import AbstractRecurrentModel, check_options
 from r2dn.networks._init import lecun_normal
 from r2dn.networks.sandwich import LBDN
 from r2dn.parameterizations._linalg import congruence_metric, frobenius
@@ -101,27 +101,26 @@ class R2DN(AbstractRecurrentModel):
         dtype=jnp.float32,
         key: PRNGKeyArray,
     ):
-        check_sizes(nu=nu, nx=nx, nv=nv, ny=ny)
-        check_options(alpha_bar, init)
+        check_options(
+            sizes=dict(nu=nu, nx=nx, nv=nv, ny=ny),
+            supply=supply,
+            alpha_bar=alpha_bar,
+            init=init,
+            feedthrough=feedthrough,
+            identity_output=identity_output,
+            activation=activation,
+            eps=eps,
+            dtype=dtype,
+        )
         bounded = supply is not None
         feedthrough = feedthrough or ("zero" if bounded else "free")
-        if feedthrough not in ("zero", "free"):
-            raise ValueError(f"feedthrough must be 'zero' or 'free'; got {feedthrough!r}.")
         if bounded:
-            if not isinstance(supply, SupplyRate):
-                raise TypeError(
-                    f"supply must be a SupplyRate or None; got {type(supply).__name__}."
-                )
-            supply.check_sizes(nu, ny)
             supply.check_unit_gain()
-        if identity_output:
-            if ny != nx:
-                raise ValueError(f"identity_output (y = x) needs ny == nx; got ny={ny}, nx={nx}.")
-            if bounded and (np.any(supply.S) or feedthrough == "free"):
-                raise ValueError(
-                    "identity_output with a supply rate needs S = 0 and feedthrough='zero': "
-                    "otherwise D22 ≠ 0 and y could not equal x."
-                )
+        if identity_output and bounded and (np.any(supply.S) or feedthrough == "free"):
+            raise ValueError(
+                "identity_output with a supply rate needs S = 0 and feedthrough='zero': "
+                "otherwise D22 ≠ 0 and y could not equal x."
+            )
         self.supply, self.alpha_bar, self.eps = supply, float(alpha_bar), float(eps)
         self.nu, self.nx, self.nv, self.ny = nu, nx, nv, ny
 

@@ -25,7 +25,6 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from r2dn.models.base import AbstractRecurrentModel, check_options, check_sizes
 from r2dn.models.r2dn import DEFAULT_EPS
 from r2dn.networks._init import lecun_normal
-from r2dn.networks.activations import get_activation
 from r2dn.networks.equilibrium import EquilibriumLayer
 from r2dn.parameterizations._linalg import (
     congruence_metric,
@@ -203,36 +202,29 @@ class REN(AbstractRecurrentModel):
         dtype=jnp.float32,
         key: PRNGKeyArray,
     ):
-        check_sizes(nu=nu, nx=nx, nv=nv, ny=ny)
-        check_options(alpha_bar, init)
-        get_activation(activation)
-        if not (np.isfinite(eps) and eps > 0):
-            raise ValueError(f"eps (the certificate margin) must be a positive number; got {eps}.")
-        if not jnp.issubdtype(dtype, jnp.floating):
-            raise TypeError(f"dtype must be a floating-point type; got {dtype}.")
+        check_options(
+            sizes=dict(nu=nu, nx=nx, nv=nv, ny=ny),
+            supply=supply,
+            alpha_bar=alpha_bar,
+            init=init,
+            feedthrough=feedthrough,
+            identity_output=identity_output,
+            activation=activation,
+            eps=eps,
+            dtype=dtype,
+        )
         feedthrough = feedthrough or ("zero" if identity_output else "free")
-        if feedthrough not in ("zero", "free"):
-            raise ValueError(f"feedthrough must be 'zero' or 'free'; got {feedthrough!r}.")
         bounded = supply is not None
-        if bounded:
-            if not isinstance(supply, SupplyRate):
-                raise TypeError(
-                    f"supply must be a SupplyRate or None; got {type(supply).__name__}."
-                )
-            supply.check_sizes(nu, ny)
-            if not supply.unit_gain and feedthrough == "zero":
-                raise ValueError(
-                    "A supply rate with Q = 0 (passivity) needs feedthrough='free': its D22 must "
-                    "make R + S D22 + D22ᵀSᵀ positive definite, so it cannot be fixed."
-                )
-        if identity_output:
-            if ny != nx:
-                raise ValueError(f"identity_output (y = x) needs ny == nx; got ny={ny}, nx={nx}.")
-            if feedthrough == "free" or (bounded and np.any(supply.S)):
-                raise ValueError(
-                    "identity_output needs feedthrough='zero' and, with a supply rate, S = 0: "
-                    "otherwise D22 ≠ 0 and y could not equal x."
-                )
+        if bounded and not supply.unit_gain and feedthrough == "zero":
+            raise ValueError(
+                "A supply rate with Q = 0 (passivity) needs feedthrough='free': its D22 must "
+                "make R + S D22 + D22ᵀSᵀ positive definite, so it cannot be fixed."
+            )
+        if identity_output and (feedthrough == "free" or (bounded and np.any(supply.S))):
+            raise ValueError(
+                "identity_output needs feedthrough='zero' and, with a supply rate, S = 0: "
+                "otherwise D22 ≠ 0 and y could not equal x."
+            )
         self.supply, self.alpha_bar, self.eps = supply, float(alpha_bar), float(eps)
         self.activation = activation
         self.nu, self.nx, self.nv, self.ny = nu, nx, nv, ny

@@ -81,8 +81,8 @@ class EquilibriumLayer(eqx.Module):
 
     >>> import jax.numpy as jnp
     >>> layer = EquilibriumLayer(jnp.array([[0.0, 0.0], [-2.0, 0.0]]), "relu")
-    >>> layer(jnp.array([1.0, 3.0]))  # w₀ = relu(1) = 1, w₁ = relu(3 − 2·1) = 1
-    Array([1., 1.], dtype=float32)
+    >>> layer(jnp.array([1.0, 3.0])).tolist()  # w₀ = relu(1) = 1, w₁ = relu(3 − 2·1) = 1
+    [1.0, 1.0]
     """
 
     D11: Float[Array, "nv nv"]

@@ -1,4 +1,4 @@
-"""Shared test helpers: random supply rates and parameter scaling.
+"""Shared test helpers (tests and doctests): random supply rates and parameter scaling.
 
 The suite runs with 64-bit floats enabled, because certificates are checked in float64;
 tests of float32 behaviour pass ``dtype=jnp.float32`` (the library default) explicitly.

@@ -16,6 +16,17 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from r2dn.networks.activations import get_activation
+from r2dn.networks.sandwich import ExplicitLBDN
+
+#: Time steps per loop trip in the fused R2DN scans (``lax.scan(unroll=...)``). Unrolling
+#: measured no faster on CPU (docs/benchmarks.md) and compiles more slowly.
+UNROLL = 1
+
+#: Rows (time steps × batch) per block of the derivative rule's tangent scan. Small enough that a
+#: block's weight-gradient products stay in cache; large enough for efficient matmuls.
+BLOCK_ROWS = 256
+
 
 class ExplicitSystem(eqx.Module):
     """Explicit matrices of a recurrent model (named as in the design note) and its φ."""
@@ -72,15 +83,31 @@ def simulate(
 ) -> tuple[Float[Array, "... nx"], Float[Array, "... T ny"]]:
     """Run the model over a sequence; returns the final state and the outputs.
 
-    Leading batch dimensions of ``x0`` and ``u`` broadcast against each other.
+    Leading batch dimensions of ``x0`` and ``u`` broadcast against each other. When φ is an
+    explicit LBDN (an R2DN) the fused recurrence of `_lbdn_scan` runs; any other φ takes one
+    plain ``lax.scan`` over `step`'s equations.
     """
     _check_inputs(sys, x0, u, sequence=True)
+    nu, nx, _, ny = sys.sizes
     dtype = jnp.result_type(sys.A, x0, u)
     batch = jnp.broadcast_shapes(x0.shape[:-1], u.shape[:-2])
-    x0 = jnp.broadcast_to(x0, (*batch, x0.shape[-1])).astype(dtype)
-    u = jnp.moveaxis(jnp.broadcast_to(u, (*batch, *u.shape[-2:])).astype(dtype), -2, 0)
-    ux = u @ sys.B2.T + sys.bx
-    uv = u @ sys.D12.T + sys.bv
+    T = u.shape[-2]
+    # Time first and one batch axis: every per-step array is a (rows, n) matrix.
+    x0 = jnp.broadcast_to(x0, (*batch, nx)).reshape(-1, nx).astype(dtype)
+    u = jnp.broadcast_to(u, (*batch, T, nu)).reshape(-1, T, nu).astype(dtype)
+    u = jnp.swapaxes(u, 0, 1)
+    fused = isinstance(sys.phi, ExplicitLBDN) and len(sys.phi.weights) > 1
+    xT, y = (_simulate_lbdn if fused else _simulate_generic)(sys, x0, u)
+    return xT.reshape(*batch, nx), jnp.swapaxes(y, 0, 1).reshape(*batch, T, ny)
+
+
+def _simulate_generic(
+    sys: ExplicitSystem, x0: Float[Array, "N nx"], u: Float[Array, "T N nu"]
+) -> tuple[Float[Array, "N nx"], Float[Array, "T N ny"]]:
+    """Any φ: input projections for all steps at once, then a scan over the state."""
+    T, N = u.shape[:2]
+    ux = (_rows(u) @ sys.B2.T + sys.bx).reshape(T, N, -1)
+    uv = (_rows(u) @ sys.D12.T + sys.bv).reshape(T, N, -1)
 
     def body(x, inputs):
         ux_t, uv_t = inputs
@@ -88,5 +115,140 @@ def simulate(
         return x @ sys.A.T + w @ sys.B1.T + ux_t, (x, w)
 
     xT, (xs, ws) = jax.lax.scan(body, x0, (ux, uv))
-    y = xs @ sys.C2.T + ws @ sys.D21.T + u @ sys.D22.T + sys.by
-    return xT, jnp.moveaxis(y, 0, -2)
+    y = _rows(xs) @ sys.C2.T + _rows(ws) @ sys.D21.T + _rows(u) @ sys.D22.T + sys.by
+    return xT, y.reshape(T, N, -1)
+
+
+class _Recurrence(eqx.Module):
+    """An R2DN's state recurrence with φ's matrices fused into their neighbours:
+
+        z₁ = x G + c_t,   z_{k+1} = σ(z_k) M_k + b_{k+1},   x⁺ = [x, σ(z_L)] S + e_t,
+
+    with ``G = C1ᵀW₀`` and ``S = [Aᵀ; W_L B1ᵀ]``, and every term that depends on the input
+    alone in the offsets ``c_t, e_t``: per step, one matmul per layer and one for the state.
+    """
+
+    G: Float[Array, "nx q1"]
+    mids: tuple[Float[Array, "q q"], ...]
+    biases: tuple[Float[Array, " q"], ...]
+    S: Float[Array, "nx+qL nx"]
+    activation: str = eqx.field(static=True)
+
+    def layers(self, x: Float[Array, "N nx"], c: Float[Array, "N q1"]) -> list[Array]:
+        """Pre-activations ``z₁ … z_L`` of φ at one time step."""
+        sigma = get_activation(self.activation)
+        zs = [x @ self.G + c]
+        for M, b in zip(self.mids, self.biases, strict=True):
+            zs.append(sigma(zs[-1]) @ M + b)
+        return zs
+
+    def next_state(
+        self, x: Float[Array, "N nx"], h: Float[Array, "N qL"], e: Float[Array, "N nx"]
+    ) -> Float[Array, "N nx"]:
+        return jnp.concatenate([x, h], axis=-1) @ self.S + e
+
+
+def _simulate_lbdn(
+    sys: ExplicitSystem, x0: Float[Array, "N nx"], u: Float[Array, "T N nu"]
+) -> tuple[Float[Array, "N nx"], Float[Array, "T N ny"]]:
+    """φ an explicit LBDN: fold ``C1`` into its first matrix and ``B1``, ``D21`` into its last.
+
+    All input terms (state, first-layer and output offsets) are one matmul over every time step
+    before the scan; the output map is applied to the stored states after it. Both act on
+    (T·N)-row matrices, so that their weight gradients are plain matrix products too.
+    """
+    phi = sys.phi
+    W_first, W_last, b_last = phi.weights[0], phi.weights[-1], phi.biases[-1]
+    nx, q1 = sys.A.shape[0], W_first.shape[1]
+    rec = _Recurrence(
+        G=sys.C1.T @ W_first,
+        mids=phi.weights[1:-1],
+        biases=phi.biases[1:-1],
+        S=jnp.concatenate([sys.A.T, W_last @ sys.B1.T]),
+        activation=phi.activation,
+    )
+    U = jnp.concatenate([sys.B2.T, sys.D12.T @ W_first, sys.D22.T], axis=1)
+    offset = jnp.concatenate(
+        [sys.bx + b_last @ sys.B1.T, sys.bv @ W_first + phi.biases[0], sys.by + b_last @ sys.D21.T]
+    )
+    T, N = u.shape[:2]
+    e, c, yu = jnp.split(_rows(u) @ U + offset, [nx, nx + q1], axis=-1)
+    xT, xs, h_last = _lbdn_scan(rec, x0, e.reshape(T, N, nx), c.reshape(T, N, q1))
+    y = _rows(xs) @ sys.C2.T + _rows(h_last) @ (W_last @ sys.D21.T) + yu
+    return xT, y.reshape(T, N, -1)
+
+
+@jax.custom_jvp
+def _lbdn_scan(
+    rec: _Recurrence, x0: Float[Array, "N nx"], e: Float[Array, "T N nx"], c: Float[Array, "T N q1"]
+) -> tuple[Float[Array, "N nx"], Float[Array, "T N nx"], Float[Array, "T N qL"]]:
+    """Final state, states ``x_0 … x_{T−1}`` and last hidden activations ``σ(z_L)``."""
+    sigma = get_activation(rec.activation)
+
+    def body(x, inputs):
+        e_t, c_t = inputs
+        h = sigma(rec.layers(x, c_t)[-1])
+        return rec.next_state(x, h, e_t), (x, h)
+
+    xT, (xs, hs) = jax.lax.scan(body, x0, (e, c), unroll=UNROLL)
+    return xT, xs, hs
+
+
+@_lbdn_scan.defjvp
+def _lbdn_scan_jvp(primals, tangents):
+    """Tangents by a linear scan that carries only the state tangent.
+
+    The terms that do not depend on the state tangent (weight tangents times stored states and
+    activations) are formed for many steps and rows at once, outside the step loop. Reverse mode
+    transposes this: the reverse scan carries only the state adjoint, and weight gradients are
+    large matmuls over time and batch, as cuDNN does for RNNs. Time is cut into blocks of about
+    `BLOCK_ROWS` rows so that a block's products stay in cache; each block recomputes its
+    activations from the stored pre-activations (``jax.checkpoint``), which are all that
+    reverse mode keeps.
+    """
+    (rec, x0, e, c), (d_rec, dx0, de, dc) = primals, tangents
+    sigma = get_activation(rec.activation)
+
+    def body(x, inputs):
+        e_t, c_t = inputs
+        zs = rec.layers(x, c_t)
+        return rec.next_state(x, sigma(zs[-1]), e_t), (x, zs)
+
+    xT, (xs, zs) = jax.lax.scan(body, x0, (e, c), unroll=UNROLL)
+
+    def step(dx, inputs):
+        fz, fx, slopes = inputs
+        dh = slopes[0] * (dx @ rec.G + fz[0])
+        for M, fz_k, s_k in zip(rec.mids, fz[1:], slopes[1:], strict=True):
+            dh = s_k * (dh @ M + fz_k)
+        return rec.next_state(dx, dh, fx), (dx, dh)
+
+    @jax.checkpoint
+    def block(dx, inputs):
+        xs, zs, de, dc = inputs
+        hs = [sigma(z) for z in zs]
+        slopes = [jax.jvp(sigma, (z,), (jnp.ones_like(z),))[1] for z in zs]
+        # On (steps·N)-row matrices, so that each weight gradient is one plain matrix product.
+        fz = [_rows(xs) @ d_rec.G + _rows(dc)] + [
+            _rows(h) @ dM + db for h, dM, db in zip(hs[:-1], d_rec.mids, d_rec.biases, strict=True)
+        ]
+        fx = d_rec.next_state(_rows(xs), _rows(hs[-1]), _rows(de))
+        fz, fx = jax.tree.map(lambda f: f.reshape(*xs.shape[:2], -1), (fz, fx))
+        return jax.lax.scan(step, dx, (fz, fx, slopes), unroll=UNROLL)
+
+    T, N = xs.shape[:2]
+    steps = max(1, min(T, BLOCK_ROWS // N))
+    whole = T - T % steps
+    blocks = jax.tree.map(
+        lambda a: a[:whole].reshape(whole // steps, steps, *a.shape[1:]), (xs, zs, de, dc)
+    )
+    dx, (dxs, dhs) = jax.lax.scan(block, dx0, blocks)
+    dxs, dhs = dxs.reshape(whole, *dxs.shape[2:]), dhs.reshape(whole, *dhs.shape[2:])
+    if whole < T:
+        dx, (dxs_rest, dhs_rest) = block(dx, jax.tree.map(lambda a: a[whole:], (xs, zs, de, dc)))
+        dxs, dhs = jnp.concatenate([dxs, dxs_rest]), jnp.concatenate([dhs, dhs_rest])
+    return (xT, xs, sigma(zs[-1])), (dx, dxs, dhs)
+
+
+def _rows(a: Float[Array, "T N n"]) -> Float[Array, "T*N n"]:
+    return a.reshape(-1, a.shape[-1])

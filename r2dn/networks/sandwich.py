@@ -112,17 +112,24 @@ def apply_dense(layer: DenseWeights, activation: str, h: Float[Array, "... p"]) 
 
 
 class ExplicitLBDN(eqx.Module):
-    """The weights an LBDN is evaluated with; ``γ`` is already folded into the first and last."""
+    """An LBDN as the plain network it evaluates (row vectors, ``L`` hidden layers):
 
-    layers: tuple[DenseWeights, ...]
-    W: Float[Array, "q p"]
-    b: Float[Array, " q"]
+        h ↦ σ(⋯σ(h W₀ + b₀) W₁ + b₁ ⋯) W_L + b_L.
+
+    Between two activations a Sandwich layer's output matrix ``√2AᵀΨ`` meets the next layer's
+    input matrix ``√2Ψ⁻¹B`` with nothing in between, so `LBDN.explicit` multiplies them out
+    once: one matmul per layer at evaluation. ``γ`` is folded into ``W₀`` and ``W_L``.
+    """
+
+    weights: tuple[Float[Array, "p q"], ...]
+    biases: tuple[Float[Array, " q"], ...]
     activation: str = eqx.field(static=True)
 
     def __call__(self, h: Float[Array, "... n"]) -> Float[Array, "... m"]:
-        for layer in self.layers:
-            h = apply_dense(layer, self.activation, h)
-        return h @ self.W.T + self.b
+        sigma = get_activation(self.activation)
+        for W, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
+            h = sigma(h @ W + b)
+        return h @ self.weights[-1] + self.biases[-1]
 
 
 class LBDN(eqx.Module):
@@ -171,6 +178,7 @@ class LBDN(eqx.Module):
             for n_in, n_out, k in zip(sizes[:-1], sizes[1:], keys[:-1], strict=True)
         )
         self.output = LipschitzLinear(sizes[-1], out_size, key=keys[-1], dtype=dtype)
+        # A Python float when fixed, so that construction also works under jit and vmap.
         log_gamma = math.log(gamma)
         self.log_gamma = jnp.asarray(log_gamma, dtype=dtype) if trainable_gamma else log_gamma
 
@@ -185,14 +193,15 @@ class LBDN(eqx.Module):
     def explicit(self) -> ExplicitLBDN:
         W, b = self.output.explicit()
         sqrt_gamma = jnp.exp(0.5 * jnp.asarray(self.log_gamma, dtype=W.dtype))
-        layers = [layer.explicit() for layer in self.layers]
-        if layers:
-            first = layers[0]
-            layers[0] = DenseWeights(sqrt_gamma * first.W_in, first.b, first.W_out)
-            W = sqrt_gamma * W
-        else:
-            W = sqrt_gamma**2 * W
-        return ExplicitLBDN(tuple(layers), W, b, self.activation)
+        dense = [layer.explicit() for layer in self.layers]
+        # Matrix k maps activation k to pre-activation k + 1: the output matrix of one layer
+        # times the input matrix of the next. The first and the last matrix carry √γ each.
+        ins = [d.W_in for d in dense] + [W]
+        weights = [ins[0].T] + [d.W_out @ W_in.T for d, W_in in zip(dense, ins[1:], strict=True)]
+        weights[0] = sqrt_gamma * weights[0]
+        weights[-1] = sqrt_gamma * weights[-1]
+        biases = tuple(d.b for d in dense) + (b,)
+        return ExplicitLBDN(tuple(weights), biases, self.activation)
 
     def __call__(self, h: Float[Array, "... n"]) -> Float[Array, "... m"]:
         return self.explicit()(h)

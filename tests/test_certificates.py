@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import random_supply
 
+from conftest import random_supply
 from r2dn import R2DN, LipschitzR2DN
 from r2dn.certificates import check_lmi, lipschitz_lower_bound, worst_supply
 

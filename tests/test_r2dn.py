@@ -5,10 +5,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import random_supply, scale_parameters
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import random_supply, scale_parameters
 from r2dn import R2DN, ContractingR2DN, LipschitzR2DN, RobustR2DN, SupplyRate
 from r2dn.certificates import check_lmi, contraction_rate
 

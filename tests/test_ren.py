@@ -10,10 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import random_supply, scale_parameters
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from conftest import random_supply, scale_parameters
 from r2dn.certificates import (
     check_lmi,
     contraction_rate,

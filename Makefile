@@ -16,15 +16,15 @@ demo: $(STAMP)
 	$(BIN)/python -m r2dn.demo
 
 test: $(STAMP)
-	$(BIN)/ruff check r2dn tests benchmarks experiments
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 tests r2dn README.md
 
 lint: $(STAMP)
-	$(BIN)/ruff check r2dn tests benchmarks experiments
-	$(BIN)/ruff format --check r2dn tests benchmarks experiments
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 format: $(STAMP)
-	$(BIN)/ruff format r2dn tests benchmarks experiments
+	$(BIN)/ruff format .
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

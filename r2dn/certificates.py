@@ -118,8 +118,43 @@ def _pair_outputs(model, u_a, u_b):
     return y_a, y_b
 
 
-def _adversarial_search(model, score, *, horizon, batch, steps, lr, key):
-    """Gradient ascent of ``score(Δy, Δu)`` (one value per batch row) over input pairs.
+def _gain(model, dy, du):
+    """``‖Δy‖ / ‖Δu‖`` per batch row."""
+    return jnp.sqrt(jnp.sum(dy**2, axis=(-1, -2)) / jnp.sum(du**2, axis=(-1, -2)))
+
+
+def _supply_violation(model, dy, du):
+    """``−Σ s(Δy, Δu) / Σ|Δu|²`` per batch row: positive means the supply rate is violated."""
+    return -jnp.sum(model.supply(dy, du), axis=-1) / jnp.sum(du**2, axis=(-1, -2))
+
+
+@eqx.filter_jit
+def _ascend(model, params, score, steps: int, lr: float):
+    """``steps`` Adam steps of gradient ascent of ``score``; the best score seen (compiled once
+    per model structure, so repeated checks of a model during training do not recompile)."""
+    opt = optax.adam(lr)
+
+    def objective(params):
+        u_a, du = params
+        y_a, y_b = _pair_outputs(model, u_a, u_a + du)
+        return score(model, y_b - y_a, du)
+
+    def negated(params):
+        scores = objective(params)
+        return -jnp.sum(scores), scores
+
+    def step(carry, _):
+        params, state = carry
+        (_, scores), grads = jax.value_and_grad(negated, has_aux=True)(params)
+        updates, state = opt.update(grads, state, params)
+        return (optax.apply_updates(params, updates), state), jnp.max(scores)
+
+    (params, _), best = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
+    return jnp.maximum(jnp.max(best), jnp.max(objective(params)))
+
+
+def _adversarial_search(model, score, *, horizon, batch, steps, lr, key) -> float:
+    """Gradient ascent of ``score(model, Δy, Δu)`` (one value per batch row) over input pairs.
 
     Starting points span several input amplitudes and perturbation sizes, since a piecewise
     linear φ has different gains in different regions. Returns the best score seen.
@@ -129,27 +164,7 @@ def _adversarial_search(model, score, *, horizon, batch, steps, lr, key):
     amp = jnp.logspace(-2, 1, batch, dtype=dtype)[:, None, None]
     u_a = amp * jax.random.normal(k1, (batch, horizon, model.nu), dtype)
     du = jnp.flip(amp, 0) * jax.random.normal(k2, (batch, horizon, model.nu), dtype)
-    params = (u_a, du)
-    opt = optax.adam(lr)
-
-    def objective(params):
-        u_a, du = params
-        y_a, y_b = _pair_outputs(model, u_a, u_a + du)
-        return score(y_b - y_a, du)
-
-    def step(carry, _):
-        params, state = carry
-        scores = objective(params)
-        grads = jax.grad(lambda p: -jnp.sum(objective(p)))(params)
-        updates, state = opt.update(grads, state, params)
-        return (optax.apply_updates(params, updates), state), jnp.max(scores)
-
-    @jax.jit
-    def search(params):
-        (params, _), best = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
-        return jnp.maximum(jnp.max(best), jnp.max(objective(params)))
-
-    return float(search(params))
+    return float(_ascend(model, (u_a, du), score, steps, lr))
 
 
 def lipschitz_lower_bound(
@@ -166,12 +181,8 @@ def lipschitz_lower_bound(
     A lower bound on the model's incremental ℓ2 gain: for a γ-Lipschitz model it never
     exceeds γ.
     """
-
-    def gain(dy, du):
-        return jnp.sqrt(jnp.sum(dy**2, axis=(-1, -2)) / jnp.sum(du**2, axis=(-1, -2)))
-
     return _adversarial_search(
-        model, gain, horizon=horizon, batch=batch, steps=steps, lr=lr, key=key
+        model, _gain, horizon=horizon, batch=batch, steps=steps, lr=lr, key=key
     )
 
 
@@ -190,13 +201,8 @@ def worst_supply(
     """
     if model.supply is None:
         raise ValueError("worst_supply needs a model with a supply rate (Q, S, R).")
-    supply = model.supply
-
-    def violation(dy, du):
-        return -jnp.sum(supply(dy, du), axis=-1) / jnp.sum(du**2, axis=(-1, -2))
-
     return _adversarial_search(
-        model, violation, horizon=horizon, batch=batch, steps=steps, lr=lr, key=key
+        model, _supply_violation, horizon=horizon, batch=batch, steps=steps, lr=lr, key=key
     )
 
 

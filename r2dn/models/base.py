@@ -4,9 +4,11 @@ import abc
 
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from r2dn import simulation
+from r2dn.networks.activations import get_activation
 from r2dn.parameterizations.supply import SupplyRate
 from r2dn.simulation import ExplicitSystem
 
@@ -20,12 +22,39 @@ def check_sizes(**sizes: int) -> None:
             raise ValueError(f"{name} must be a positive integer; got {n!r}.")
 
 
-def check_options(alpha_bar: float, init: str) -> None:
-    """Validate the options every recurrent model shares."""
+def check_options(
+    *,
+    sizes: dict[str, int],
+    supply: SupplyRate | None,
+    alpha_bar: float,
+    init: str,
+    feedthrough: str | None,
+    identity_output: bool,
+    activation: str,
+    eps: float,
+    dtype,
+) -> None:
+    """Validate the arguments every recurrent model shares, with messages that say the fix."""
+    check_sizes(**sizes)
     if not (0 < alpha_bar <= 1):
         raise ValueError(f"alpha_bar (the contraction rate ᾱ) must lie in (0, 1]; got {alpha_bar}.")
     if init not in INITS:
         raise ValueError(f"Unknown init {init!r}; choose one of {INITS}.")
+    if feedthrough not in (None, "zero", "free"):
+        raise ValueError(f"feedthrough must be 'zero' or 'free'; got {feedthrough!r}.")
+    get_activation(activation)
+    if not (np.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps (the certificate margin) must be a positive number; got {eps}.")
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"dtype must be a floating-point type; got {dtype}.")
+    if supply is not None:
+        if not isinstance(supply, SupplyRate):
+            raise TypeError(f"supply must be a SupplyRate or None; got {type(supply).__name__}.")
+        supply.check_sizes(sizes["nu"], sizes["ny"])
+    if identity_output and sizes["ny"] != sizes["nx"]:
+        raise ValueError(
+            f"identity_output (y = x) needs ny == nx; got ny={sizes['ny']}, nx={sizes['nx']}."
+        )
 
 
 class AbstractRecurrentModel(eqx.Module):

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from r2dn.models.base import AbstractRecurrentModel, check_options, check_sizes
+from r2dn.models.base import AbstractRecurrentModel, check_options
 from r2dn.networks._init import lecun_normal
 from r2dn.networks.sandwich import LBDN
 from r2dn.parameterizations._linalg import congruence_metric, frobenius
@@ -101,26 +101,26 @@ class R2DN(AbstractRecurrentModel):
         dtype=jnp.float32,
         key: PRNGKeyArray,
     ):
-        check_sizes(nu=nu, nx=nx, nv=nv, ny=ny)
-        check_options(alpha_bar, init)
+        check_options(
+            sizes=dict(nu=nu, nx=nx, nv=nv, ny=ny),
+            supply=supply,
+            alpha_bar=alpha_bar,
+            init=init,
+            feedthrough=feedthrough,
+            identity_output=identity_output,
+            activation=activation,
+            eps=eps,
+            dtype=dtype,
+        )
         bounded = supply is not None
         feedthrough = feedthrough or ("zero" if bounded else "free")
-        if feedthrough not in ("zero", "free"):
-            raise ValueError(f"feedthrough must be 'zero' or 'free'; got {feedthrough!r}.")
         if bounded:
-            if not isinstance(supply, SupplyRate):
-                raise TypeError(
-                    f"supply must be a SupplyRate or None; got {type(supply).__name__}."
-                )
-            supply.check_sizes(nu, ny)
-        if identity_output:
-            if ny != nx:
-                raise ValueError(f"identity_output (y = x) needs ny == nx; got ny={ny}, nx={nx}.")
-            if bounded and (np.any(supply.S) or feedthrough == "free"):
-                raise ValueError(
-                    "identity_output with a supply rate needs S = 0 and feedthrough='zero': "
-                    "otherwise D22 ≠ 0 and y could not equal x."
-                )
+            supply.check_unit_gain()
+        if identity_output and bounded and (np.any(supply.S) or feedthrough == "free"):
+            raise ValueError(
+                "identity_output with a supply rate needs S = 0 and feedthrough='zero': "
+                "otherwise D22 ≠ 0 and y could not equal x."
+            )
         self.supply, self.alpha_bar, self.eps = supply, float(alpha_bar), float(eps)
         self.nu, self.nx, self.nv, self.ny = nu, nx, nv, ny
 
@@ -163,20 +163,21 @@ class R2DN(AbstractRecurrentModel):
         self.Y = jnp.eye(self.nx, dtype=dtype)
         rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
         target = long_memory_target(self.nx, self.alpha_bar, rng)
-        B2, C2 = self.B2, self.C2
+        io = self._io()
+        if io is None:  # B̃1 = C1 = 0: nothing else enters H
+            X, _ = gram_factor(target, lambda s: 0.0, self.eps)
+        else:
+            C2, ft = io
+            scales_C2 = self.C2 is not None  # an identity output's Ĉ2 is fixed
 
-        def other_terms(s: float) -> np.ndarray:
-            scaled = eqx.tree_at(
-                lambda m: (m.B2, m.C2),
-                self,
-                (s * B2, None if C2 is None else s * C2),
-                is_leaf=lambda x: x is None,
-            )
-            return np.asarray(scaled._coupling(), dtype=np.float64)
+            def other_terms(s: float) -> np.ndarray:
+                B = jnp.concatenate([self.B1, s * self.B2], axis=1)
+                C = jnp.concatenate([self.C1, s * C2 if scales_C2 else C2], axis=0)
+                return np.asarray(coupling_gram(B, C, ft.G), dtype=np.float64)
 
-        X, s = gram_factor(target, other_terms, self.eps)
-        self.B2 = s * B2 if self.supply is not None else B2
-        self.C2 = None if C2 is None else (s * C2 if self.supply is not None else C2)
+            X, s = gram_factor(target, other_terms, self.eps)
+            self.B2 = s * self.B2
+            self.C2 = s * self.C2 if scales_C2 else None
         self.X = jnp.asarray(X, dtype=dtype)
         self.p = frobenius(self.X)
 
@@ -195,15 +196,6 @@ class R2DN(AbstractRecurrentModel):
         D21 = _matrix(self.D21, (self.ny, self.nv), dtype)
         N = None if self.D22 is None else self.D22()
         return C2, unit_gain_feedthrough(D12, D21, N)
-
-    def _coupling(self) -> Float[Array, "2nx 2nx"]:
-        """``K L⁻¹ Kᵀ``: what every parameter but ``X`` contributes to ``H``."""
-        io = self._io()
-        if io is None:
-            return coupling_gram(self.B1, self.C1, None)
-        C2, ft = io
-        B = jnp.concatenate([self.B1, self.B2], axis=1)
-        return coupling_gram(B, jnp.concatenate([self.C1, C2], axis=0), ft.G)
 
     def _core(self) -> tuple[Core, tuple[Array, ...]]:
         io = self._io()

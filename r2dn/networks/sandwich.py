@@ -142,7 +142,7 @@ class LBDN(eqx.Module):
     >>> net = LBDN(2, (16, 16), 1, gamma=3.0, key=jax.random.key(0))
     >>> net(jnp.ones((5, 2))).shape
     (5, 1)
-    >>> float(net.gamma)
+    >>> round(float(net.gamma), 6)
     3.0
     """
 
@@ -162,6 +162,7 @@ class LBDN(eqx.Module):
         key: PRNGKeyArray,
         dtype=jnp.float32,
     ):
+        get_activation(activation)
         gamma = float(gamma)
         if not (gamma > 0 and math.isfinite(gamma)):
             raise ValueError(f"The Lipschitz bound gamma must be a positive number; got {gamma}.")
@@ -178,7 +179,8 @@ class LBDN(eqx.Module):
         )
         self.output = LipschitzLinear(sizes[-1], out_size, key=keys[-1], dtype=dtype)
         # A Python float when fixed, so that construction also works under jit and vmap.
-        self.log_gamma = jnp.log(jnp.asarray(gamma, dtype)) if trainable_gamma else math.log(gamma)
+        log_gamma = math.log(gamma)
+        self.log_gamma = jnp.asarray(log_gamma, dtype=dtype) if trainable_gamma else log_gamma
 
     @property
     def gamma(self) -> Float[Array, ""]:

@@ -2,7 +2,8 @@
 
 Each function maps free (unconstrained) matrices to a matrix with a guaranteed property, so
 that training needs no projections: a Gram matrix with a trainable norm (`polar_gram`), a
-matrix with orthonormal columns (`cayley`) and a strict contraction (`strict_contraction`).
+matrix with orthonormal columns (`cayley`), a matrix with positive definite symmetric part
+(`positive_real`) and a strict contraction (`strict_contraction`).
 All functions are differentiable everywhere, including at zero.
 """
 
@@ -45,6 +46,13 @@ def cayley(
     return At, B
 
 
+def positive_real(
+    X: Float[Array, "n n"], Y: Float[Array, "n n"], eps: float
+) -> Float[Array, "n n"]:
+    """``XᵀX + Y − Yᵀ + εI``: its symmetric part is at least ``εI`` for every ``X, Y``."""
+    return X.T @ X + Y - Y.T + eps * jnp.eye(X.shape[0], dtype=X.dtype)
+
+
 def strict_contraction(
     X: Float[Array, "n n"], Y: Float[Array, "n n"], Z: Float[Array, "k n"], eps: float
 ) -> Float[Array, "n+k n"]:
@@ -55,7 +63,7 @@ def strict_contraction(
     eigendecomposition, so its gradient exists at ``X = Y = Z = 0``.
     """
     eye = jnp.eye(X.shape[0], dtype=X.dtype)
-    M = X.T @ X + Y - Y.T + Z.T @ Z + eps * eye
+    M = positive_real(X, Y, eps) + Z.T @ Z
     top = jnp.concatenate([eye - M, -2.0 * Z], axis=0)
     # N = top (I + M)⁻¹, solved from the right as Nᵀ = (I + M)⁻ᵀ topᵀ.
     return jnp.linalg.solve((eye + M).T, top.T).T

@@ -22,8 +22,10 @@ def gram_factor(
     """Find ``X`` with ``XᵀX = target − εI − other_terms(s)`` for the largest workable ``s = 2⁻ᵏ``.
 
     ``other_terms(s)`` is the part of ``H`` that the model's other parameters contribute when
-    the ones free to shrink are scaled by ``s``. Returns ``X`` (upper Cholesky) and ``s``; if no
-    scaling makes the difference positive definite, ``X`` factors ``target − εI`` alone.
+    the ones free to shrink are scaled by ``s``. Returns ``X`` (upper Cholesky) and ``s``. If no
+    scaling works (a fixed term is too large), ``X`` factors ``target − εI`` and ``s = 1``: the
+    other parameters keep their values, so ``H`` exceeds the target but gradients still reach
+    them (scaling them to zero would start training at a saddle).
     """
     base = target - eps * np.eye(len(target))
     for k in range(30):
@@ -32,4 +34,4 @@ def gram_factor(
             return np.linalg.cholesky(base - other_terms(s)).T, s
         except np.linalg.LinAlgError:
             continue
-    return np.linalg.cholesky(base).T, 0.0
+    return np.linalg.cholesky(base).T, 1.0

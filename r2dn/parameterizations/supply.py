@@ -4,9 +4,10 @@ A (Q, S, R) supply rate asks that, for any two input sequences from the same ini
 
     Σ_t [Δy; Δu]ᵀ [[Q, Sᵀ], [S, R]] [Δy; Δu] ≥ 0,
 
-with ``Q ≺ 0``. γ-Lipschitz is ``Q = −I/γ, S = 0, R = γI``. A model that is only contracting has
-no supply rate (``None``). The parameterizations never branch on the kind of supply rate: they
-transform it to unit-gain coordinates (section 4(a) of the design note) and back.
+with ``Q ≺ 0``, or ``Q = 0`` (passivity-type rates, which only RENs support). γ-Lipschitz is
+``Q = −I/γ, S = 0, R = γI``. A model that is only contracting has no supply rate (``None``).
+The R2DN parameterization never branches on the kind of supply rate: it transforms it to
+unit-gain coordinates (section 4(a) of the design note) and back, which needs ``Q ≺ 0``.
 """
 
 from dataclasses import dataclass
@@ -39,12 +40,29 @@ def _square_matrix(name: str, M, n: int | None = None) -> np.ndarray:
     return (M + M.T) / 2
 
 
+def _check_bounded(Q: np.ndarray, S: np.ndarray, R: np.ndarray) -> None:
+    """A rate with ``Q ≠ 0`` needs ``Q ≺ 0`` and ``R − S Q⁻¹ Sᵀ ≻ 0``."""
+    q_max = np.linalg.eigvalsh(Q).max()
+    if q_max >= 0:
+        raise ValueError(
+            f"Q must be negative definite (or exactly zero, for passivity); its largest "
+            f"eigenvalue is {q_max:.3g}. For a γ-Lipschitz bound use Q = −I/γ, S = 0, R = γI."
+        )
+    r_min = np.linalg.eigvalsh(R - S @ np.linalg.solve(Q, S.T)).min()
+    if r_min <= 0:
+        raise ValueError(
+            f"R − S Q⁻¹ Sᵀ must be positive definite; its smallest eigenvalue is {r_min:.3g}, "
+            "so no system satisfies this supply rate. Increase R or reduce S."
+        )
+
+
 @dataclass(frozen=True, eq=False)
 class SupplyRate:
     """An incremental (Q, S, R) supply rate; ``Q`` is ny×ny, ``S`` is nu×ny, ``R`` is nu×nu.
 
-    Validated on construction: ``Q ≺ 0`` and ``R − S Q⁻¹ Sᵀ ≻ 0`` (otherwise no model can
-    satisfy it). Hashable, so models keep it as a static (non-trainable) field.
+    Validated on construction: either ``Q ≺ 0`` and ``R − S Q⁻¹ Sᵀ ≻ 0``, or ``Q = 0`` with
+    ``S`` square and invertible (otherwise no model can satisfy it). Hashable, so models keep
+    it as a static (non-trainable) field.
 
     >>> rate = SupplyRate.lipschitz(2.0, nu=1, ny=1)
     >>> rate.gamma
@@ -66,17 +84,13 @@ class SupplyRate:
             )
         if not np.all(np.isfinite(S)):
             raise ValueError("S contains NaN or inf.")
-        q_max = np.linalg.eigvalsh(Q).max()
-        if q_max >= 0:
+        if np.any(Q):
+            _check_bounded(Q, S, R)
+        elif S.shape[0] != S.shape[1] or np.linalg.cond(S) > 1e12:
             raise ValueError(
-                f"Q must be negative definite; its largest eigenvalue is {q_max:.3g}. "
-                "For a γ-Lipschitz bound use Q = −I/γ, S = 0, R = γI."
-            )
-        r_min = np.linalg.eigvalsh(R - S @ np.linalg.solve(Q, S.T)).min()
-        if r_min <= 0:
-            raise ValueError(
-                f"R − S Q⁻¹ Sᵀ must be positive definite; its smallest eigenvalue is {r_min:.3g}, "
-                "so no system satisfies this supply rate. Increase R or reduce S."
+                "Q must be negative definite, or exactly zero (a passivity-type rate) with S "
+                f"square and invertible (nu == ny); got Q = 0 and S of shape {S.shape} with "
+                f"condition number {np.linalg.cond(S):.3g}."
             )
         for name, value in (("Q", Q), ("S", S), ("R", R)):
             value.setflags(write=False)
@@ -90,6 +104,24 @@ class SupplyRate:
             raise ValueError(f"The Lipschitz bound gamma must be a positive number; got {gamma}.")
         return cls(-np.eye(ny) / gamma, np.zeros((nu, ny)), gamma * np.eye(nu))
 
+    @classmethod
+    def passive(cls, n: int, nu_index: float = 0.0, rho_index: float = 0.0) -> "SupplyRate":
+        """``Σ Δyᵀ Δu ≥ ν Σ|Δu|² + ρ Σ|Δy|²``: ``Q = −ρI``, ``S = ½I``, ``R = −νI`` (nu = ny = n).
+
+        ``ν`` (``nu_index``) is the input and ``ρ`` (``rho_index``) the output passivity index;
+        ``ν = ρ = 0`` is plain incremental passivity. A system can only meet both if ``ρν < ¼``.
+        """
+        nu_index, rho_index = float(nu_index), float(rho_index)
+        for name, value in (("nu_index", nu_index), ("rho_index", rho_index)):
+            if not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"The passivity index {name} must be finite and ≥ 0; got {value}.")
+        if rho_index * nu_index >= 0.25:
+            raise ValueError(
+                f"Passivity indices need rho_index·nu_index < 1/4; got ρν = "
+                f"{rho_index}·{nu_index} = {rho_index * nu_index:.4g}. No system is that passive."
+            )
+        return cls(-rho_index * np.eye(n), 0.5 * np.eye(n), -nu_index * np.eye(n))
+
     @property
     def nu(self) -> int:
         return self.R.shape[0]
@@ -102,6 +134,8 @@ class SupplyRate:
     def gamma(self) -> float | None:
         """The Lipschitz bound if this is a pure γ-Lipschitz rate, else ``None``."""
         gamma = self.R[0, 0]
+        if gamma <= 0:
+            return None
         lipschitz = SupplyRate.lipschitz(gamma, self.nu, self.ny)
         return float(gamma) if self == lipschitz else None
 
@@ -113,8 +147,23 @@ class SupplyRate:
                 f"Q is {self.ny}×{self.ny}) but the model has nu={nu}, ny={ny}."
             )
 
+    @property
+    def unit_gain(self) -> bool:
+        """Whether the rate maps to unit gain (``Q ≺ 0``); ``False`` for ``Q = 0``."""
+        return bool(np.any(self.Q))
+
+    def check_unit_gain(self) -> None:
+        """Raise a ``ValueError`` unless ``Q ≺ 0``, which the unit-gain (R2DN) core needs."""
+        if not self.unit_gain:
+            raise ValueError(
+                "This supply rate has Q = 0 (passivity), which has no unit-gain form; use a "
+                "REN (e.g. PassiveREN), or a rate with Q ≺ 0 (an output-strict passivity "
+                "index rho_index > 0 gives Q = −ρI)."
+            )
+
     def factors(self, dtype) -> UnitGainFactors:
         """Unit-gain factors (section 4(a)), computed in float64 and cast to ``dtype``."""
+        self.check_unit_gain()
         LQ = np.linalg.cholesky(-self.Q).T
         R_hat = self.R - self.S @ np.linalg.solve(self.Q, self.S.T)
         LR = np.linalg.cholesky(R_hat).T

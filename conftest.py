@@ -1,0 +1,40 @@
+"""Shared test helpers (tests and doctests): random supply rates and parameter scaling.
+
+The suite runs with 64-bit floats enabled, because certificates are checked in float64;
+tests of float32 behaviour pass ``dtype=jnp.float32`` (the library default) explicitly.
+"""
+
+import equinox as eqx
+import jax
+import numpy as np
+
+from r2dn.parameterizations import StrictContraction, SupplyRate
+
+jax.config.update("jax_enable_x64", True)
+
+
+def random_supply(rng: np.random.Generator, nu: int, ny: int) -> SupplyRate:
+    """A random valid (Q, S, R): Q ≺ 0 and R − S Q⁻¹ Sᵀ ≻ 0 by construction."""
+    A = rng.normal(size=(ny, ny))
+    Q = -(A @ A.T + 0.1 * np.eye(ny))
+    S = 0.5 * rng.normal(size=(nu, ny))
+    B = rng.normal(size=(nu, nu))
+    R = S @ np.linalg.solve(Q, S.T) + B @ B.T + 0.1 * np.eye(nu)
+    return SupplyRate(Q, S, (R + R.T) / 2)
+
+
+def scale_parameters(model, scale: float, contraction_scale: float):
+    """Multiply every free array by ``scale``, and strict-contraction parameters by their own.
+
+    Cayley contractions approach the unit sphere as O(ε) at zero and O(1/s²) at scale s, so
+    beyond a scale of a few their certified margin is below what float64 can resolve; they are
+    scaled separately over the range where the check is meaningful.
+    """
+    is_contraction = lambda x: isinstance(x, StrictContraction)  # noqa: E731
+
+    def scale_leaf(x):
+        if is_contraction(x):
+            return jax.tree.map(lambda a: a * contraction_scale, x)
+        return x * scale if eqx.is_inexact_array(x) else x
+
+    return jax.tree.map(scale_leaf, model, is_leaf=is_contraction)

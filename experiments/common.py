@@ -1,0 +1,181 @@
+"""The command line and result files shared by the paper's experiments (`experiments/*.py`).
+
+Each experiment runs a protocol (the paper's by default, or ``--quick``) for the models and
+seeds asked for, and writes one JSON file per (model, seed) with `write_result`; the report
+(`experiments/report.py`) reads them back with `load_results`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import equinox as eqx
+import jax
+import numpy as np
+
+from r2dn.certificates import check_lmi
+from r2dn.models import AbstractRecurrentModel
+
+REPO = Path(__file__).resolve().parent.parent
+MODELS = ("ren", "r2dn")
+
+
+class Preset(Protocol):
+    """What every experiment's protocol has: the number of epochs and the seeds."""
+
+    epochs: int
+    seeds: tuple[int, ...]
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """The options every experiment takes; add experiment-specific ones to the result."""
+    p = argparse.ArgumentParser(description=description)
+    size = p.add_mutually_exclusive_group()
+    size.add_argument(
+        "--quick",
+        action="store_true",
+        help="few epochs, one seed, reduced data: a smoke run of minutes, not a reproduction",
+    )
+    size.add_argument("--tiny", action="store_true", help="tiny sizes, for the tests only")
+    p.add_argument("--seeds", type=parse_seeds, help="e.g. '0-9' or '0,3,5' (default: protocol)")
+    p.add_argument("--epochs", type=_positive, help="override the protocol's number of epochs")
+    p.add_argument(
+        "--models", type=parse_models, default=MODELS, help="comma-separated, from 'ren,r2dn'"
+    )
+    p.add_argument("--out", type=Path, required=True, help="folder for the JSON results")
+    return p
+
+
+def protocol(args: argparse.Namespace, presets: Mapping[str, Any]) -> Any:
+    """The preset the flags name ("paper", "quick" or "tiny"), with ``--epochs``/``--seeds``."""
+    name = "tiny" if args.tiny else "quick" if args.quick else "paper"
+    chosen = presets[name]
+    if args.epochs is not None:
+        chosen = dataclasses.replace(chosen, epochs=args.epochs)
+    if args.seeds is not None:
+        chosen = dataclasses.replace(chosen, seeds=tuple(args.seeds))
+    return chosen
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-9"`` → 0..9; ``"0,3,5"`` → [0, 3, 5]."""
+    try:
+        if "-" in text:
+            first, last = (int(part) for part in text.split("-"))
+            seeds = list(range(first, last + 1))
+        else:
+            seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(
+            f"seeds must be a range like '0-9' or a list like '0,3,5' of non-negative integers; "
+            f"got {text!r}"
+        )
+    return seeds
+
+
+def parse_models(text: str) -> tuple[str, ...]:
+    """Comma-separated model names, each one of `MODELS`."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in MODELS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"models must be a comma-separated list from {', '.join(MODELS)}; got {text!r}"
+        )
+    return names
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}")
+    return value
+
+
+def parameter_count(model: AbstractRecurrentModel) -> int:
+    """The number of trainable scalars."""
+    leaves = jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array))
+    return int(sum(leaf.size for leaf in leaves))
+
+
+def seconds_per_epoch(seconds: Sequence[float]) -> float:
+    """Mean wall-clock time of epochs 2..N (epoch 1 holds the compilation); epoch 1 if alone."""
+    return float(np.mean(seconds[1:] if len(seconds) > 1 else seconds))
+
+
+def certificate(model: AbstractRecurrentModel) -> dict[str, Any]:
+    """`check_lmi` of a trained model, in float64: largest LMI eigenvalue, smallest of P."""
+    report = check_lmi(model)
+    return {
+        "max_eigenvalue": report.max_eigenvalue,
+        "min_eigenvalue_P": report.min_eigenvalue_P,
+        "holds": report.holds,
+    }
+
+
+def write_result(
+    out: Path,
+    experiment: str,
+    model_name: str,
+    seed: int,
+    *,
+    model: AbstractRecurrentModel,
+    settings: Any,
+    train_loss: Sequence[float],
+    epoch_seconds: Sequence[float],
+    test: Mapping[str, Any],
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``<out>/<experiment>_<model>_seed<seed>.json`` with the run's record and checks.
+
+    Fields: the settings, per-epoch training loss and wall-clock seconds, `seconds_per_epoch`,
+    the test metric(s), `parameter_count`, the `certificate` check and the hardware.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    record = {
+        "experiment": experiment,
+        "model": model_name,
+        "seed": seed,
+        "settings": dataclasses.asdict(settings),
+        "parameters": parameter_count(model),
+        "train_loss": [float(v) for v in train_loss],
+        "epoch_seconds": [float(v) for v in epoch_seconds],
+        "seconds_per_epoch": seconds_per_epoch(epoch_seconds),
+        "test": dict(test),
+        "certificate": certificate(model),
+        "hardware": {
+            "backend": jax.default_backend(),
+            "devices": [str(d) for d in jax.devices()],
+            "processor": platform.processor() or platform.machine(),
+        },
+    } | dict(extra or {})
+    path = out / f"{experiment}_{model_name}_seed{seed}.json"
+    path.write_text(to_json(record))
+    return path
+
+
+def to_json(record: Mapping[str, Any]) -> str:
+    """Indented JSON with lists of numbers kept on one line (the curves stay compact)."""
+    text = json.dumps(record, indent=1)
+    return re.sub(r"\[[-+0-9.eE,\s]*\]", lambda m: re.sub(r"\s+", "", m.group()), text) + "\n"
+
+
+def load_results(directory: Path) -> list[dict[str, Any]]:
+    """Every result JSON under ``directory``, sorted by path.
+
+    Each record gains ``run_set``: the folder holding it, relative to ``directory`` (one
+    folder per invocation of an experiment, so runs of different protocols stay apart).
+    """
+    directory = Path(directory)
+    return [
+        json.loads(p.read_text()) | {"run_set": str(p.parent.relative_to(directory))}
+        for p in sorted(directory.rglob("*_seed*.json"))
+    ]

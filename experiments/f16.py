@@ -1,0 +1,141 @@
+"""§1 of the paper: identify the F-16 ground vibration test with a contracting REN and R2DN.
+
+Trains on levels 1, 3, 5, 7 (one batch of 4) by truncated BPTT (`r2dn.training.fit`), all
+data z-scored with the level-4 statistics; tests by free simulation from the zero state over
+levels 2, 4, 6 with a 100-step washout (NRMSE over all outputs, normalised units).
+
+    python -m experiments.f16 --out runs/f16            # the paper's protocol
+    python -m experiments.f16 --quick --out runs/f16    # minutes on a laptop
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+
+from experiments import common
+from r2dn.data import SequenceData, load_f16
+from r2dn.metrics import nrmse
+from r2dn.registry import ModelSpec
+from r2dn.training import TrainConfig, fit, full_precision
+
+DEFAULT_ROOT = common.REPO.parent / "shared" / "data" / "f16gvt"
+WASHOUT = 100
+#: Steps of the first test record kept in the result, for the prediction figure.
+SHOWN = 1_000
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Model sizes and training protocol; ``None`` steps = the whole records."""
+
+    epochs: int
+    seeds: tuple[int, ...]
+    nx: int = 75
+    ren_nv: int = 150
+    r2dn_nv: int = 75
+    hidden: tuple[int, ...] = (87, 87, 87)
+    segment_length: int = 256
+    train_steps: int | None = None
+    test_steps: int | None = None
+    lr: float = 1e-3
+    decay_every: int = 20
+
+
+PRESETS = {
+    "paper": Settings(epochs=70, seeds=tuple(range(10))),
+    "quick": Settings(epochs=3, seeds=(0,), train_steps=4_096, test_steps=4_096),
+    "tiny": Settings(
+        epochs=2,
+        seeds=(0,),
+        nx=3,
+        ren_nv=6,
+        r2dn_nv=4,
+        hidden=(8,),
+        segment_length=64,
+        train_steps=256,
+        test_steps=200,
+    ),
+}
+
+
+def spec(name: str, s: Settings) -> ModelSpec:
+    """The paper's contracting REN or R2DN (relu, long-memory initialisation)."""
+    sizes = dict(nu=2, nx=s.nx, ny=3, init="long_memory", activation="relu")
+    if name == "ren":
+        return ModelSpec("contracting-ren", sizes | dict(nv=s.ren_nv))
+    return ModelSpec("contracting-r2dn", sizes | dict(nv=s.r2dn_nv, hidden=s.hidden))
+
+
+def head(data: SequenceData, steps: int | None) -> SequenceData:
+    """The first ``steps`` samples of every record (all of them if ``None``)."""
+    if steps is None:
+        return data
+    return dataclasses.replace(data, u=data.u[:, :steps], y=data.y[:, :steps])
+
+
+def load(root: Path) -> tuple[SequenceData, SequenceData, object]:
+    if not root.is_dir():
+        raise SystemExit(
+            f"F-16 data folder {root} not found. Pass --f16-root pointing at the folder holding "
+            "F16Data_FullMSine_Level*.csv (the nonlinearbenchmark.org F-16 GVT files)."
+        )
+    return load_f16(root)
+
+
+def run(name: str, seed: int, s: Settings, data, out: Path) -> Path:
+    train, test, normalizer = data
+    config = TrainConfig(
+        epochs=s.epochs,
+        segment_length=s.segment_length,
+        lr=s.lr,
+        decay_every=s.decay_every,
+        washout=WASHOUT,
+        seed=seed,
+    )
+    result = fit(spec(name, s), train, None, config, normalizer=normalizer)
+    model = result.trained.model
+    scaled = normalizer.apply(test)
+    with full_precision():
+        _, y_hat = model.simulate(
+            model.initial_state(scaled.batch), jnp.asarray(scaled.u, model.dtype)
+        )
+    y_hat = np.asarray(y_hat)
+    error = float(nrmse(scaled.y, y_hat, washout=WASHOUT, per_channel=False))
+    shown = slice(WASHOUT, WASHOUT + SHOWN)
+    return common.write_result(
+        out,
+        "f16",
+        name,
+        seed,
+        model=model,
+        settings=s,
+        train_loss=result.state.history["train"],
+        epoch_seconds=result.state.history["seconds"],
+        test={"metric": "nrmse", "value": error},
+        extra={
+            "prediction": {
+                "channel": test.output_names[0],
+                "y": scaled.y[0, shown, 0].tolist(),
+                "y_hat": y_hat[0, shown, 0].tolist(),
+            }
+        },
+    )
+
+
+def main(argv: list[str] | None = None) -> list[Path]:
+    p = common.parser(__doc__.splitlines()[0])
+    p.add_argument("--f16-root", type=Path, default=DEFAULT_ROOT, help="folder of the CSVs")
+    args = p.parse_args(argv)
+    s = common.protocol(args, PRESETS)
+    train, test, normalizer = load(args.f16_root)
+    data = (head(train, s.train_steps), head(test, s.test_steps), normalizer)
+    return [run(name, seed, s, data, args.out) for name in args.models for seed in s.seeds]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,400 @@
+"""Write `docs/results.md` and its figures from the experiments' JSON results.
+
+    python -m experiments.report --results docs/results --out docs/results.md
+
+Tables put REN beside R2DN (test metric mean ± std over the seeds run, seconds per epoch, the
+speed-up) and beside the paper's numbers; the run's deviations from the paper's protocol are
+listed from the settings each result records. Figures go next to the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from experiments import common, f16, pde_observer, scaling, youla
+
+TITLES = {
+    "f16": "1. System identification: F-16 ground vibration test",
+    "pde_observer": "2. Observer design: reaction–diffusion PDE",
+    "youla": "3. Learning-based feedback control: Youla parameterisation",
+    "scaling": "4. Scalability with expressivity",
+}
+PAPER_SETTINGS = {
+    "f16": f16.PRESETS["paper"],
+    "pde_observer": pde_observer.PRESETS["paper"],
+    "youla": youla.PRESETS["paper"],
+    "scaling": scaling.PRESETS["paper"],
+}
+#: The paper's numbers (experiments note; ≈ read off its figures, on the authors' GPU).
+PAPER = {
+    "f16": {
+        "metric": "test NRMSE (similar for both)",
+        "ren": {"seconds": 85.0, "loss": 0.52},
+        "r2dn": {"seconds": 17.0, "loss": 0.61},
+    },
+    "pde_observer": {
+        "metric": "test NRMSE (not reported)",
+        "ren": {"seconds": 0.80, "loss": 8.3e-6},
+        "r2dn": {"seconds": 0.59, "loss": 6.3e-6},
+    },
+    "youla": {
+        "metric": "test cost",
+        "ren": {"seconds": 6.4, "loss": None, "test": 1.27},
+        "r2dn": {"seconds": 0.61, "loss": None, "test": 1.27},
+    },
+}
+PAPER_SLOPES = {
+    ("ren", "inference"): "0.63 ± 0.03",
+    ("r2dn", "inference"): "0.073 ± 0.008",
+    ("ren", "backprop"): "0.61 ± 0.03",
+    ("r2dn", "backprop"): "0.098 ± 0.005",
+}
+COLOURS = {"ren": "tab:blue", "r2dn": "tab:orange"}
+
+
+def _family(result: dict[str, Any]) -> str:
+    return result.get("family", result["model"])
+
+
+def _mean_std(values: Sequence[float], fmt: str = ".4g") -> str:
+    if len(values) == 1:
+        return f"{values[0]:{fmt}}"
+    return f"{np.mean(values):{fmt}} ± {np.std(values):{fmt}}"
+
+
+def deviations(experiment: str, results: list[dict[str, Any]]) -> list[str]:
+    """Each setting of the runs that differs from the paper's protocol."""
+    paper = dataclasses.asdict(PAPER_SETTINGS[experiment])
+    ran: dict[str, set] = defaultdict(set)
+    for r in results:
+        for name, value in r["settings"].items():
+            ran[name].add(repr(tuple(value) if isinstance(value, list) else value))
+    seeds = sorted({r["seed"] for r in results})
+    lines = (
+        [] if len(seeds) == len(paper["seeds"]) else [f"seeds {seeds} (paper: {paper['seeds']})"]
+    )
+    for name, values in ran.items():
+        expected = paper[name]
+        expected = repr(tuple(expected) if isinstance(expected, list) else expected)
+        if name != "seeds" and values != {expected}:
+            expected = "whole records" if expected == "None" else expected
+            lines.append(f"`{name}` = {', '.join(sorted(values))} (paper: {expected})")
+    return lines
+
+
+def task_table(experiment: str, results: list[dict[str, Any]]) -> str:
+    """REN vs R2DN on a task experiment, beside the paper."""
+    paper = PAPER[experiment]
+    by_model = defaultdict(list)
+    for r in results:
+        by_model[r["model"]].append(r)
+    rows = [
+        f"| model | parameters | seeds × epochs | test {results[0]['test']['metric']} "
+        "| final training loss | s/epoch (here) | paper s/epoch | paper final loss | paper test |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    seconds = {}
+    for name in common.MODELS:
+        runs = by_model.get(name)
+        if not runs:
+            continue
+        seconds[name] = float(np.mean([r["seconds_per_epoch"] for r in runs]))
+        p = paper[name]
+        rows.append(
+            f"| {name.upper()} | {runs[0]['parameters']:,} | {len(runs)} × "
+            f"{len(runs[0]['train_loss'])} | {_mean_std([r['test']['value'] for r in runs])} | "
+            f"{_mean_std([r['train_loss'][-1] for r in runs])} | {seconds[name]:.3g} | "
+            f"{p['seconds']:g} | {p['loss'] if p['loss'] is not None else '—'} | "
+            f"{p.get('test', '—')} |"
+        )
+    if len(seconds) == 2:
+        here = seconds["ren"] / seconds["r2dn"]
+        there = paper["ren"]["seconds"] / paper["r2dn"]["seconds"]
+        rows.append(
+            f"\nSpeed-up of R2DN over REN (REN s/epoch ÷ R2DN s/epoch): **{here:.2f}×** here; "
+            f"{there:.1f}× in the paper."
+        )
+    return "\n".join(rows)
+
+
+def scaling_points(results: list[dict[str, Any]], family: str) -> dict[str, np.ndarray]:
+    """Per size of one family: mean expressivity, inference and backprop seconds over seeds."""
+    by_size = defaultdict(list)
+    for r in results:
+        if r["family"] == family:
+            by_size[r["size"]].append(r["test"])
+    sizes = sorted(by_size)
+
+    def mean(key: str) -> np.ndarray:
+        return np.array([np.mean([t[key] for t in by_size[n]]) for n in sizes])
+
+    return {
+        "size": np.array(sizes),
+        "nrmse_percent": mean("value"),
+        "expressivity": mean("expressivity"),
+        "inference": mean("inference_seconds"),
+        "backprop": mean("backprop_seconds"),
+    }
+
+
+def slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float | None]:
+    """Least-squares slope of log y against log x, and its standard error (≥ 3 points).
+
+    NaN from fewer than two points.
+    """
+    if len(x) < 2:
+        return float("nan"), None
+    if len(x) < 3:
+        return float(np.polyfit(np.log(x), np.log(y), 1)[0]), None
+    coef, cov = np.polyfit(np.log(x), np.log(y), 1, cov=True)
+    return float(coef[0]), float(np.sqrt(cov[0, 0]))
+
+
+def scaling_table(results: list[dict[str, Any]]) -> str:
+    rows = [
+        "| model | sizes | seeds × epochs | best NRMSE (%) | inference s | backprop s "
+        "| slope inference | paper | slope backprop | paper |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in common.MODELS:
+        if not any(r["family"] == name for r in results):
+            continue
+        pts = scaling_points(results, name)
+        slopes = []
+        for kind in ("inference", "backprop"):
+            s, err = slope(pts["expressivity"], pts[kind])
+            slopes.append(f"{s:.3f}" + ("" if err is None else f" ± {err:.3f}"))
+        runs = [r for r in results if r["family"] == name]
+        seeds = len({r["seed"] for r in runs})
+        label = "nv" if name == "ren" else "width"
+        rows.append(
+            f"| {name.upper()} | {label} {', '.join(map(str, pts['size']))} | {seeds} × "
+            f"{len(runs[0]['train_loss'])} | {pts['nrmse_percent'].min():.3g} | "
+            f"{pts['inference'].min():.2g} → {pts['inference'].max():.2g} | "
+            f"{pts['backprop'].min():.2g} → {pts['backprop'].max():.2g} | {slopes[0]} | "
+            f"{PAPER_SLOPES[(name, 'inference')]} | {slopes[1]} | "
+            f"{PAPER_SLOPES[(name, 'backprop')]} |"
+        )
+    return "\n".join(rows)
+
+
+def scaling_sizes_table(results: list[dict[str, Any]]) -> str:
+    """Per size: parameters, validation NRMSE, and times (means over seeds)."""
+    rows = [
+        "| model | size | parameters | NRMSE (%) | inference s | backprop s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in common.MODELS:
+        pts = scaling_points(results, name)
+        params = {r["size"]: r["parameters"] for r in results if r["family"] == name}
+        for i, size in enumerate(pts["size"]):
+            rows.append(
+                f"| {name.upper()} | {size} | {params[size]:,} | {pts['nrmse_percent'][i]:.3g} | "
+                f"{pts['inference'][i]:.3g} | {pts['backprop'][i]:.3g} |"
+            )
+    return "\n".join(rows)
+
+
+def certificate_table(results: list[dict[str, Any]]) -> str:
+    rows = [
+        "| runs | model | seed | parameters | largest LMI eigenvalue | smallest eig P | holds |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        c = r["certificate"]
+        rows.append(
+            f"| {r['run_set']} | {r['model']} | {r['seed']} | {r['parameters']:,} | "
+            f"{c['max_eigenvalue']:.3e} | {c['min_eigenvalue_P']:.3g} | "
+            f"{'yes' if c['holds'] else '**NO**'} |"
+        )
+    return "\n".join(rows)
+
+
+# Figures ----------------------------------------------------------------------------------
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def loss_figure(experiment: str, results: list[dict[str, Any]], path: Path) -> Path:
+    """Training loss against epoch and against cumulative wall-clock time, every run."""
+    fig = Figure(figsize=(10, 3.8), layout="constrained")
+    by_epoch, by_time = fig.subplots(1, 2)
+    labelled = set()
+    for r in results:
+        family = _family(r)
+        loss = np.asarray(r["train_loss"])
+        label = None if family in labelled else family.upper()
+        labelled.add(family)
+        style = dict(color=COLOURS[family], alpha=0.8, label=label, marker=".")
+        by_epoch.plot(np.arange(1, len(loss) + 1), loss, **style)
+        by_time.plot(np.cumsum(r["epoch_seconds"]), loss, **style)
+    by_epoch.set(xlabel="epoch", ylabel="training loss", yscale="log")
+    by_time.set(xlabel="wall-clock seconds (cumulative, epoch 1 includes compilation)")
+    by_time.set(yscale="log")
+    for ax in (by_epoch, by_time):
+        ax.grid(which="both", alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"{TITLES[experiment]}: training loss")
+    return _save(fig, path)
+
+
+def prediction_figure(experiment: str, results: list[dict[str, Any]], path: Path) -> Path:
+    """Each model's (first seed's) behaviour on the test data against the truth."""
+    first = {}
+    for r in sorted(results, key=lambda r: r["seed"]):
+        family = _family(r)
+        if experiment == "scaling":  # the most expressive size of each family
+            if family not in first or r["size"] > first[family]["size"]:
+                first[family] = r
+        else:
+            first.setdefault(family, r)
+    if experiment == "pde_observer":
+        nodes = next(iter(first.values()))["prediction"]["nodes"]
+        fig = Figure(figsize=(10, 3.2 * len(nodes)), layout="constrained")
+        axes = fig.subplots(len(nodes), 1, squeeze=False)[:, 0]
+        for i, (ax, node) in enumerate(zip(axes, nodes, strict=True)):
+            ax.plot(next(iter(first.values()))["prediction"]["y"][i], "k", label="ξ (truth)")
+            for family, r in first.items():
+                ax.plot(r["prediction"]["y_hat"][i], color=COLOURS[family], label=family.upper())
+            ax.set(ylabel=f"node {node}", xlabel="step")
+            ax.legend()
+        fig.suptitle("Observer estimates from x̂₀ = 0 on the test trajectory (ξ₀ = 1)")
+        return _save(fig, path)
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    ax = fig.subplots()
+    any_run = next(iter(first.values()))["prediction"]
+    if experiment == "youla":
+        ax.plot(any_run["w"], "k:", label="disturbance w")
+        for family, r in first.items():
+            ax.plot(r["prediction"]["z"], color=COLOURS[family], label=f"z, {family.upper()} Q")
+        ax.set(xlabel="step", ylabel="performance output z", ylim=(-3, 3))
+        fig.suptitle("Closed-loop response to the first test disturbance (w clipped in view)")
+    elif experiment == "scaling":
+        x = any_run["x"]
+        ax.plot(x, any_run["y"], "k", lw=2, label="f(x, 1)")
+        for family, r in first.items():
+            ax.plot(x, r["prediction"]["y_hat"], color=COLOURS[family], label=r["model"])
+        ax.set(xlabel="x", ylabel="x⁺")
+        fig.suptitle("One-step map on the validation grid (u = 1), largest model of each family")
+    else:
+        ax.plot(any_run["y"], "k", label=f"{any_run['channel']} (measured)")
+        for family, r in first.items():
+            ax.plot(r["prediction"]["y_hat"], color=COLOURS[family], label=family.upper())
+        ax.set(xlabel="step after the washout", ylabel="normalised output")
+        fig.suptitle("Free simulation on the first validation record (level 2)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
+
+
+def scaling_figure(results: list[dict[str, Any]], path: Path) -> Path:
+    """Time against expressivity on log–log axes, with the fitted slopes."""
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    for ax, kind in zip(fig.subplots(1, 2), ("inference", "backprop"), strict=True):
+        for name in common.MODELS:
+            if not any(r["family"] == name for r in results):
+                continue
+            pts = scaling_points(results, name)
+            s, _ = slope(pts["expressivity"], pts[kind])
+            ax.loglog(
+                pts["expressivity"],
+                pts[kind],
+                "o-",
+                color=COLOURS[name],
+                label=f"{name.upper()} (slope {s:.2f})",
+            )
+        ax.set(xlabel="expressivity 1/NRMSE(%)", ylabel=f"{kind} seconds", title=kind)
+        ax.grid(which="both", alpha=0.3)
+        ax.legend()
+    return _save(fig, path)
+
+
+# Document ---------------------------------------------------------------------------------
+
+
+def section(experiment: str, runs: list[dict[str, Any]], stem: Path, doc: Path) -> list[str]:
+    """Table, deviations and figures (``<stem>_*.png``) of one set of runs."""
+    if experiment == "scaling":
+        table = scaling_table(runs) + "\n\n" + scaling_sizes_table(runs)
+    else:
+        table = task_table(experiment, runs)
+    lines = [table, "", "Deviations from the paper's protocol:", ""]
+    lines += [f"- {line}" for line in deviations(experiment, runs)] or ["- none"]
+    images = [loss_figure(experiment, runs, stem.with_name(f"{stem.name}_loss.png"))]
+    images.append(prediction_figure(experiment, runs, stem.with_name(f"{stem.name}_test.png")))
+    if experiment == "scaling":
+        images.append(scaling_figure(runs, stem.with_name(f"{stem.name}_slopes.png")))
+    return [*lines, "", *(f"![{p.stem}]({p.relative_to(doc.parent)})" for p in images)]
+
+
+def render(results: list[dict[str, Any]], figures: Path, doc: Path, notes: str) -> str:
+    by_experiment = defaultdict(list)
+    for r in results:
+        by_experiment[r["experiment"]].append(r)
+    hardware = results[0]["hardware"] if results else {}
+    rel = figures.relative_to(doc.parent)
+    parts = [
+        "# Reproducing the R2DN paper's experiments",
+        "",
+        "Generated by `python -m experiments.report` from the JSON results in "
+        f"`{rel}/`; the notes before the tables are written by hand "
+        f"(`{rel}/notes.md`).",
+        "",
+        f"Hardware: JAX backend `{hardware.get('backend')}`, devices "
+        f"{hardware.get('devices')}, processor {hardware.get('processor')}.",
+        "",
+        notes.strip(),
+    ]
+    for experiment, title in TITLES.items():
+        parts += ["", f"## {title}"]
+        sets = sorted({r["run_set"] for r in by_experiment.get(experiment, [])})
+        if not sets:
+            parts += ["", "Not run."]
+        for run_set in sets:
+            runs = [r for r in by_experiment[experiment] if r["run_set"] == run_set]
+            parts += ["", f"### Runs in `{rel}/{run_set}/`", ""]
+            name = run_set.replace("/", "_")
+            name = name if name.startswith(experiment) else f"{experiment}_{name}"
+            parts += section(experiment, runs, figures / name, doc)
+    parts += [
+        "",
+        "## Certificates of every trained model",
+        "",
+        "`r2dn.certificates.check_lmi`, recomputed in float64 from the trained parameters: the "
+        "largest eigenvalue of the dissipation LMI must be negative and the metric P positive "
+        "definite.",
+        "",
+        certificate_table(results),
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> Path:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--results", type=Path, default=common.REPO / "docs" / "results")
+    p.add_argument("--out", type=Path, default=common.REPO / "docs" / "results.md")
+    args = p.parse_args(argv)
+    results = common.load_results(args.results)
+    if not results:
+        raise SystemExit(f"no result files (*_seed*.json) under {args.results}; run an experiment")
+    notes_file = args.results / "notes.md"
+    notes = notes_file.read_text() if notes_file.is_file() else ""
+    args.out.write_text(render(results, args.results, args.out, notes))
+    return args.out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,12 @@
+"""Simulators and closed loops of the R2DN paper's experiments, as plain JAX functions.
+
+- `r2dn.examples.pde`: the reaction–diffusion PDE and the observer's data (section 2).
+- `r2dn.examples.youla`: the Youla-parameterised feedback loop and its cost (section 3).
+- `r2dn.examples.scaling`: the one-step map of the scalability study (section 4).
+
+Section numbers refer to the experiments note. Training lives in `r2dn.training`.
+"""
+
+from r2dn.examples import pde, scaling, youla
+
+__all__ = ["pde", "scaling", "youla"]

@@ -1,0 +1,216 @@
+"""Single-file storage of trained models and training checkpoints.
+
+A file is a magic line, a one-line JSON header, then the leaves of a pytree written by
+`equinox.tree_serialise_leaves`. The header says everything needed to rebuild the pytree's
+skeleton (for a model: its `ModelSpec`), so `load_model` needs no code from the user. Files
+are written to a temporary name and renamed into place: an interrupted write never leaves a
+half-written file behind, and never replaces a good one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float, PyTree
+
+from r2dn.data import Normalizer
+from r2dn.data._fetch import _atomic_write
+from r2dn.models import AbstractRecurrentModel
+from r2dn.registry import ModelSpec
+
+MAGIC = b"r2dn-file\n"
+VERSION = 1
+#: A header longer than this is not an r2dn header (guards against reading binary data).
+_MAX_HEADER = 1 << 24
+
+
+class FileFormatError(ValueError):
+    """A file is not an r2dn file, is corrupt, or does not match its header."""
+
+
+def write_tree(path: str | Path, content: str, header: Mapping[str, Any], tree: PyTree) -> Path:
+    """Atomically write ``header`` (JSON-serialisable) and the array leaves of ``tree``.
+
+    ``content`` names what the file holds ("model", "checkpoint"); readers check it.
+    """
+    path = Path(path)
+    line = json.dumps({"content": content, "version": VERSION, **header})
+    with _atomic_write(path) as f:
+        f.write(MAGIC)
+        f.write(line.encode() + b"\n")
+        eqx.tree_serialise_leaves(f, tree)
+    return path
+
+
+def read_header(path: str | Path, content: str) -> dict[str, Any]:
+    """The JSON header of the r2dn file at ``path``, which must hold ``content``."""
+    with _open(path) as f:
+        return _header(f, path, content)
+
+
+def read_tree(path: str | Path, content: str, like: PyTree) -> PyTree:
+    """The pytree stored at ``path``, given a skeleton ``like`` of the same structure.
+
+    Every stored array must have the shape and dtype of its counterpart in ``like``.
+    """
+    with _open(path) as f:
+        _header(f, path, content)
+        try:
+            tree = eqx.tree_deserialise_leaves(f, like, filter_spec=_checked_leaf)
+        except RuntimeError as error:  # equinox wraps the error of a leaf with its tree path
+            cause = _root_cause(error)
+            if isinstance(cause, FileFormatError):
+                raise FileFormatError(f"{path}: {cause}") from error
+            raise FileFormatError(
+                f"{path}: array data is truncated or corrupt ({cause})"
+            ) from error
+        if f.read(1):
+            raise FileFormatError(
+                f"{path}: data left over after the last array; the header and the data come "
+                "from different models"
+            )
+    return tree
+
+
+def _checked_leaf(f: IO[bytes], leaf: Any) -> Any:
+    """Read the array stored for ``leaf``, which must have its shape and dtype."""
+    if not eqx.is_array(leaf):
+        return eqx.default_deserialise_filter_spec(f, leaf)  # python scalars, static leaves
+    value = np.load(f, allow_pickle=False)
+    if value.shape != leaf.shape or value.dtype != leaf.dtype:
+        raise FileFormatError(
+            f"a stored array {value.dtype}{list(value.shape)} does not match the "
+            f"{leaf.dtype}{list(leaf.shape)} that its header implies; the header and the data "
+            "come from different models"
+        )
+    return jnp.asarray(value)
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return error
+
+
+def _open(path: str | Path) -> IO[bytes]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no r2dn file at {path}")
+    return path.open("rb")
+
+
+def _header(f: IO[bytes], path: str | Path, content: str) -> dict[str, Any]:
+    if f.read(len(MAGIC)) != MAGIC:
+        raise FileFormatError(f"{path} is not an r2dn file (it does not start with {MAGIC!r})")
+    try:
+        header = json.loads(f.readline(_MAX_HEADER))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise FileFormatError(f"{path}: the JSON header is corrupt ({error})") from error
+    if not isinstance(header, dict) or header.get("content") != content:
+        found = header.get("content") if isinstance(header, dict) else None
+        raise FileFormatError(f"{path} holds an r2dn {found!r}, not a {content!r}")
+    if header.get("version") != VERSION:
+        raise FileFormatError(
+            f"{path} has file format version {header.get('version')!r}; this version of r2dn "
+            f"reads version {VERSION}"
+        )
+    return header
+
+
+@eqx.filter_jit
+def _free_run(model: AbstractRecurrentModel, u: Float[Array, "... T nu"]):
+    return model.simulate(model.initial_state(*u.shape[:-2]), u)[1]
+
+
+@dataclass(frozen=True, eq=False)
+class TrainedModel:
+    """A model with what is needed to use it on data in physical units.
+
+    Attributes:
+        model: the model, working in normalised units.
+        spec: how to rebuild ``model`` (kind and constructor arguments).
+        normalizer: maps physical inputs/outputs to and from the model's units.
+        dt: sampling time in seconds of the data it was trained on.
+        input_names, output_names: channel names of that data.
+        metrics: evaluation results (e.g. `r2dn.metrics.summary` on validation data).
+    """
+
+    model: AbstractRecurrentModel
+    spec: ModelSpec
+    normalizer: Normalizer
+    dt: float
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+
+    def predict(self, u: ArrayLike) -> np.ndarray:
+        """Free simulation from the zero state: physical inputs ``(..., T, nu)`` → outputs."""
+        u = np.asarray(u)
+        if u.ndim < 2 or u.shape[-1] != self.spec.nu:
+            raise ValueError(
+                f"inputs must have shape (..., T, nu) with nu = {self.spec.nu} "
+                f"({', '.join(self.input_names)}); got shape {u.shape}"
+            )
+        u_model = jnp.asarray(self.normalizer.normalize_u(u), dtype=self.model.dtype)
+        return self.normalizer.denormalize_y(np.asarray(_free_run(self.model, u_model)))
+
+    def header(self) -> dict[str, Any]:
+        """Everything but the parameters, in JSON form; `from_header` inverts it."""
+        return {
+            "model": self.spec.to_dict(),
+            "normalizer": self.normalizer.to_dict(),
+            "dt": self.dt,
+            "input_names": list(self.input_names),
+            "output_names": list(self.output_names),
+            "metrics": dict(self.metrics),
+        }
+
+    @classmethod
+    def from_header(cls, header: Mapping[str, Any]) -> TrainedModel:
+        """A `TrainedModel` whose ``model`` is a skeleton built with a dummy key.
+
+        Fill in the parameters with `read_tree`. Raises KeyError, TypeError or ValueError
+        on an invalid header.
+        """
+        spec = ModelSpec.from_dict(header["model"])
+        return cls(
+            model=spec.build(jax.random.key(0)),
+            spec=spec,
+            normalizer=Normalizer.from_dict(header["normalizer"]),
+            dt=float(header["dt"]),
+            input_names=tuple(header["input_names"]),
+            output_names=tuple(header["output_names"]),
+            metrics=header.get("metrics", {}),
+        )
+
+
+@contextmanager
+def invalid_header(path: str | Path, content: str) -> Iterator[None]:
+    """Report the errors of parsing a header as a `FileFormatError` about ``path``."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError) as error:
+        raise FileFormatError(f"{path}: invalid {content} header ({error!r})") from error
+
+
+def save_model(path: str | Path, trained: TrainedModel) -> Path:
+    """Write ``trained`` to a single file at ``path`` (atomically); `load_model` reads it."""
+    return write_tree(path, "model", trained.header(), trained.model)
+
+
+def load_model(path: str | Path) -> TrainedModel:
+    """Read a model written by `save_model`; its kind is looked up in `r2dn.registry.MODELS`."""
+    header = read_header(path, "model")
+    with invalid_header(path, "model"):
+        skeleton = TrainedModel.from_header(header)
+    return dataclasses.replace(skeleton, model=read_tree(path, "model", skeleton.model))

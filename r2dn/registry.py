@@ -1,0 +1,107 @@
+"""Models by name: what a saved file, a checkpoint or the command line needs to rebuild one.
+
+A `ModelSpec` is a model kind (a key of `MODELS`) and the JSON-serialisable keyword arguments
+of its constructor. Every kind takes ``nu, nx, nv, ny`` and ``key``; adding a model to the
+workflow is one line in `MODELS`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from jaxtyping import PRNGKeyArray
+
+from r2dn.models import (
+    AbstractRecurrentModel,
+    ContractingR2DN,
+    ContractingREN,
+    LipschitzR2DN,
+    LipschitzREN,
+    PassiveREN,
+    RobustR2DN,
+    RobustREN,
+)
+
+#: Model kind → constructor ``(**kwargs, key=...) -> model``.
+MODELS: dict[str, Callable[..., AbstractRecurrentModel]] = {
+    "contracting-r2dn": ContractingR2DN,
+    "lipschitz-r2dn": LipschitzR2DN,
+    "robust-r2dn": RobustR2DN,
+    "contracting-ren": ContractingREN,
+    "lipschitz-ren": LipschitzREN,
+    "robust-ren": RobustREN,
+    "passive-ren": PassiveREN,
+}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray | np.generic):
+        return value.tolist()
+    raise TypeError(
+        f"model arguments must be JSON-serialisable (numbers, strings, lists); got {value!r} "
+        f"of type {type(value).__name__}"
+    )
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model kind and its constructor arguments, e.g. the header of a saved model.
+
+    The arguments are stored in JSON form (tuples and arrays become lists), so a spec
+    round-trips through `to_dict`/`from_dict` unchanged and two specs compare by value.
+
+    >>> import jax
+    >>> spec = ModelSpec("lipschitz-r2dn", dict(nu=1, nx=4, nv=3, ny=1, hidden=(8,), gamma=2.0))
+    >>> spec.kwargs["hidden"]
+    [8]
+    >>> spec.build(jax.random.key(0)).supply.gamma
+    2.0
+    """
+
+    kind: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in MODELS:
+            raise ValueError(f"unknown model kind {self.kind!r}; choose one of {sorted(MODELS)}")
+        kwargs = json.loads(json.dumps(dict(self.kwargs), default=_jsonable))
+        missing = [name for name in ("nu", "nx", "nv", "ny") if name not in kwargs]
+        if missing:
+            raise ValueError(f"model arguments of {self.kind!r} lack the sizes {missing}")
+        if "key" in kwargs:
+            raise ValueError("model arguments must not contain 'key': build(key) passes it")
+        object.__setattr__(self, "kwargs", kwargs)
+
+    @property
+    def nu(self) -> int:
+        return self.kwargs["nu"]
+
+    @property
+    def ny(self) -> int:
+        return self.kwargs["ny"]
+
+    def build(self, key: PRNGKeyArray) -> AbstractRecurrentModel:
+        """A new model of this kind, initialised from ``key``."""
+        try:
+            return MODELS[self.kind](**self.kwargs, key=key)
+        except TypeError as error:
+            raise TypeError(
+                f"cannot build a {self.kind!r} model from {self.kwargs}: {error}"
+            ) from error
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form; `from_dict` inverts it."""
+        return {"kind": self.kind, "kwargs": dict(self.kwargs)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelSpec:
+        """Inverse of `to_dict`."""
+        if not isinstance(data, Mapping) or set(data) != {"kind", "kwargs"}:
+            raise ValueError(
+                f"a model spec needs exactly the keys 'kind' and 'kwargs'; got {data!r}"
+            )
+        return cls(data["kind"], data["kwargs"])

@@ -1,0 +1,110 @@
+"""Checkpoints: a training run frozen at the end of an epoch, enough to continue it exactly.
+
+A checkpoint holds the model, the optimiser state, the best model so far, the run's settings
+(`ModelSpec`, `TrainConfig`, normaliser, data description) and its progress (epoch, history,
+early-stopping state), in one r2dn file written atomically (`r2dn.io.write_tree`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import optax
+from jaxtyping import PyTree
+
+from r2dn.io import TrainedModel, invalid_header, read_header, read_tree, write_tree
+from r2dn.models import AbstractRecurrentModel
+from r2dn.training.config import TrainConfig
+
+#: File name of the checkpoint inside a run directory.
+CHECKPOINT = "checkpoint.r2dn"
+
+
+@dataclass
+class RunState:
+    """The progress of a run: completed epochs, per-epoch history, early-stopping state.
+
+    ``history`` has one entry per completed epoch in each of ``"train"`` (mean segment loss),
+    ``"validation"`` (``None`` where the epoch was not validated), ``"lr"`` (learning rate at
+    the epoch's first step; ``None`` for an optimiser given to `fit`) and ``"seconds"``
+    (wall-clock time of the epoch).
+    """
+
+    epoch: int = 0
+    history: dict[str, list] = field(
+        default_factory=lambda: {"train": [], "validation": [], "lr": [], "seconds": []}
+    )
+    best_loss: float | None = None
+    best_epoch: int | None = None
+    stop_reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunState:
+        return cls(**data)
+
+
+@dataclass(frozen=True, eq=False)
+class Checkpoint:
+    """A training run at the end of epoch ``state.epoch``.
+
+    Attributes:
+        run: the current model with its spec, normaliser, sampling time and channel names.
+        config: the run's settings.
+        state: its progress.
+        opt_state: the optimiser's state.
+        best_model: the model of the best validation loss so far (``None`` before any).
+        metadata: free-form JSON the caller attached (e.g. where the data came from).
+    """
+
+    run: TrainedModel
+    config: TrainConfig
+    state: RunState
+    opt_state: PyTree
+    best_model: AbstractRecurrentModel | None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
+    """Write ``checkpoint`` to ``path`` atomically: a crash mid-write keeps the previous one."""
+    header = checkpoint.run.header() | {
+        "config": checkpoint.config.to_dict(),
+        "state": checkpoint.state.to_dict(),
+        "metadata": dict(checkpoint.metadata),
+    }
+    tree = {
+        "model": checkpoint.run.model,
+        "opt_state": checkpoint.opt_state,
+        "best_model": checkpoint.best_model,
+    }
+    return write_tree(path, "checkpoint", header, tree)
+
+
+def load_checkpoint(path: str | Path, optimizer: optax.GradientTransformation) -> Checkpoint:
+    """Read a checkpoint; ``optimizer`` must be the one the run was trained with."""
+    header = read_header(path, "checkpoint")
+    with invalid_header(path, "checkpoint"):
+        run = TrainedModel.from_header(header)
+        config = TrainConfig.from_dict(header["config"])
+        state = RunState.from_dict(header["state"])
+    like = {
+        "model": run.model,
+        "opt_state": optimizer.init(eqx.filter(run.model, eqx.is_inexact_array)),
+        "best_model": None if state.best_epoch is None else run.model,
+    }
+    tree = read_tree(path, "checkpoint", like)
+    return Checkpoint(
+        run=dataclasses.replace(run, model=tree["model"]),
+        config=config,
+        state=state,
+        opt_state=tree["opt_state"],
+        best_model=tree["best_model"],
+        metadata=header.get("metadata", {}),
+    )

@@ -1,0 +1,179 @@
+"""Tests of the ``r2dn`` command line (fit, evaluate, simulate, certify) on tiny models."""
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from r2dn import cli
+from r2dn.data import load_cascaded_tanks
+from r2dn.io import load_model, read_header
+from r2dn.training import CHECKPOINT, Check
+
+TINY = ["--nx", "2", "--nv", "2", "--hidden", "4", "--washout", "10", "--no-progress"]
+FIT = ["fit", *TINY, "--gamma", "5", "--epochs", "2", "--segment-length", "512", "--lr", "0.01"]
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli.app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A Lipschitz R2DN fitted on the embedded cascaded-tanks data.
+
+    Each xdist worker builds its own, so it skips the certificate checks (slow to compile);
+    the resume test runs them at the end of ``fit``.
+    """
+    out = tmp_path_factory.mktemp("run")
+    result = invoke(*FIT, "--out", out, "--no-certify")
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_every_command_and_option_is_documented():
+    group = typer.main.get_command(cli.app)
+    assert set(group.commands) == {"fit", "evaluate", "simulate", "certify"}
+    for name, command in group.commands.items():
+        assert command.help, name
+        result = invoke(name, "--help")
+        assert result.exit_code == 0
+        for param in command.params:
+            assert getattr(param, "help", None), f"{name} {param.name} has no help"
+            assert param.opts[0] in result.output or param.name.upper() in result.output
+
+
+def test_fit_writes_the_model_its_metrics_and_plots(run_dir):
+    out, output = run_dir
+    assert "Validation (washout 10 steps)" in output and "RMSE" in output
+    assert "Trained 2 epochs" in output and "Certificate" not in output
+    for name in ("model.r2dn", CHECKPOINT, "metrics.json", "loss.png", "prediction.png"):
+        assert (out / name).is_file(), name
+    trained = load_model(out / "model.r2dn")
+    assert trained.spec.kind == "lipschitz-r2dn" and trained.model.supply.gamma == 5.0
+    assert trained.metrics["validation"] == json.loads((out / "metrics.json").read_text())
+
+
+def test_fit_refuses_to_overwrite_and_resumes_a_run(run_dir, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(run_dir[0], out)
+    refused = invoke(*FIT, "--out", out, "--no-certify")
+    assert refused.exit_code == 2 and "already holds a run" in refused.output
+    changed = invoke(*FIT, "--out", out, "--resume", "--lr", "0.5")
+    assert changed.exit_code == 2 and "cannot resume" in changed.output
+    resumed = invoke(*FIT, "--epochs", "3", "--out", out, "--resume", "--certify")
+    assert resumed.exit_code == 0, resumed.output
+    assert resumed.output.count("PASS") == 4 and "FAIL" not in resumed.output
+    before, after = (read_header(d / CHECKPOINT, "checkpoint")["state"] for d in (run_dir[0], out))
+    assert after["epoch"] == 3 and after["history"]["train"][:2] == before["history"]["train"]
+
+
+def test_evaluate_reproduces_the_metrics_of_fit(run_dir, tmp_path):
+    out = run_dir[0]
+    result = invoke("evaluate", out / "model.r2dn", "--washout", "10", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics == load_model(out / "model.r2dn").metrics["validation"]
+    assert (tmp_path / "prediction.png").is_file()
+
+
+def test_simulate_writes_outputs_in_physical_units(run_dir, tmp_path):
+    model_path = run_dir[0] / "model.r2dn"
+    u = load_cascaded_tanks()[1].u[0, :200]
+    inputs = tmp_path / "inputs.csv"
+    inputs.write_text("time,u\n" + "".join(f"{4 * t},{v}\n" for t, v in enumerate(u[:, 0])))
+    result = invoke("simulate", model_path, "--csv", inputs, "--out", tmp_path / "y.csv")
+    assert result.exit_code == 0, result.output
+    with (tmp_path / "y.csv").open() as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["y"]
+    np.testing.assert_allclose(
+        np.array(rows[1:], dtype=float), load_model(model_path).predict(u), rtol=1e-6
+    )
+    missing = invoke(
+        "simulate", model_path, "--csv", inputs, "--out", tmp_path / "z.csv", "--inputs", "v"
+    )
+    assert missing.exit_code == 2 and "has no column(s) ['v']" in missing.output
+
+
+def test_certify_exit_code_says_whether_every_check_passed(run_dir, monkeypatch):
+    model_path = run_dir[0] / "model.r2dn"
+    passed = invoke("certify", model_path, "--search-steps", "20")
+    assert passed.exit_code == 0 and passed.output.count("PASS") == 4
+    failing = [Check("dissipation LMI, largest eigenvalue (float64)", 1e-3, "< 0", False)]
+    monkeypatch.setattr(cli, "certify", lambda model, **kwargs: failing)
+    failed = invoke("certify", model_path)
+    assert failed.exit_code == 1 and "FAIL" in failed.output
+
+
+def test_fit_a_robust_model_on_csv_data(tmp_path):
+    rng = np.random.default_rng(0)
+    u = rng.normal(size=(120, 2))
+    y = np.convolve(u[:, 0], [0.5, 0.3, 0.1])[:120] + 0.2 * np.tanh(u[:, 1])
+    data = tmp_path / "data.csv"
+    data.write_text("a,b,c\n" + "".join(f"{a},{b},{c}\n" for (a, b), c in zip(u, y, strict=True)))
+    qsr = tmp_path / "qsr.json"
+    qsr.write_text(json.dumps({"Q": [[-1.0]], "S": [[0.1], [0.0]], "R": [[2.0, 0.0], [0.0, 2.0]]}))
+    args = [
+        "--csv",
+        data,
+        "--inputs",
+        "a,b",
+        "--outputs",
+        "c",
+        "--dt",
+        "0.1",
+        "--model",
+        "robust-r2dn",
+    ]
+    result = invoke(
+        "fit",
+        *TINY,
+        *args,
+        "--qsr-file",
+        qsr,
+        "--epochs",
+        "1",
+        "--segment-length",
+        "30",
+        "--out",
+        tmp_path / "run",
+        "--no-certify",
+    )
+    assert result.exit_code == 0, result.output
+    trained = load_model(tmp_path / "run" / "model.r2dn")
+    assert trained.spec.kwargs["S"] == [[0.1], [0.0]] and trained.input_names == ("a", "b")
+    evaluated = invoke("evaluate", tmp_path / "run" / "model.r2dn", "--csv", data, "--washout", "5")
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "on csv data" in evaluated.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["fit", "--model", "contracting-r2dn", "--gamma", "2"],
+            "--gamma applies to Lipschitz models only",
+        ),
+        (["fit"], "a lipschitz-r2dn model needs --gamma"),
+        (["fit", "--model", "robust-r2dn"], "needs --qsr-file"),
+        (["fit", "--data", "csv", "--gamma", "2"], "--csv PATH and --data csv go together"),
+        (["fit", "--csv", "data.csv", "--gamma", "2"], "needs --inputs and --outputs"),
+        (
+            ["fit", "--csv", "data.csv", "--inputs", "a", "--outputs", "b", "--gamma", "2"],
+            "needs --dt",
+        ),
+        (["fit", "--hidden", "4,x", "--gamma", "2"], "--hidden must be comma-separated integers"),
+        (["evaluate", "absent.r2dn"], "no r2dn file at absent.r2dn"),
+        (["certify", "absent.r2dn"], "no r2dn file at absent.r2dn"),
+    ],
+)
+def test_bad_input_is_a_one_line_error(args, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke(*args)
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output

@@ -51,7 +51,7 @@ SWEEP_REN_NV = (20, 30, 40, 60, 80, 100, 128, 200)
 BATCHES = (1, 4, 16, 64, 256, 1024)
 HORIZONS = (16, 64, 256, 1024, 4096)
 
-NOW = "R2DN now: + blocks of 256 rows"
+NOW = "R2DN now: + blocks of 512 rows"
 GRU_NAME, PLAIN_NAME = "GRU", "plain R2DN-shaped (same #params)"
 
 

@@ -25,7 +25,7 @@ UNROLL = 1
 
 #: Rows (time steps × batch) per block of the derivative rule's tangent scan. Small enough that a
 #: block's weight-gradient products stay in cache; large enough for efficient matmuls.
-BLOCK_ROWS = 256
+BLOCK_ROWS = 512
 
 
 class ExplicitSystem(eqx.Module):

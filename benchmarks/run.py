@@ -11,6 +11,9 @@ included), after compilation, which is timed apart. Sections:
 3. ``sweep``: the paper's scaling sweep (batch 64, horizon 128): time against parameter count
    and the fitted log-log slope.
 4. ``scaling``: the F-16 model against batch size and horizon.
+5. ``breakdown``: where the R2DN's gradient time goes at the F-16 sizes (direct → explicit
+   against the simulation), beside the REN's, and the machine's matmul throughput, against
+   which the sweep's widest points are compared.
 
 Prints tables, writes ``benchmarks/results/{full,quick}.json`` and, for a full run, the plots
 in ``docs/``. ``--quick`` uses reduced grids and fewer repeats.
@@ -29,7 +32,9 @@ import json  # noqa: E402
 import platform  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import equinox as eqx  # noqa: E402
 import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from plots import plot_scaling, plot_sweep  # noqa: E402
 from references import GRU, PlainR2DN, count_parameters, width_for  # noqa: E402
@@ -145,8 +150,12 @@ def run_sweep(widths, ren_nv, budget_s: float, *, before: bool) -> dict:
             model = ContractingREN(1, 1, size, 1, activation="tanh", key=key)
         else:
             model = ContractingR2DN(1, 1, 16, 1, hidden=(size,) * 6, key=key)
+            # Every explicit weight is used once per row and step in a multiply-add.
+            flops_per_row_step = 2 * count_parameters(model.explicit())
             model = Unfused(model) if family == "R2DN before" else model
         record = measure({family: model}, nu=1, ny=1, batch=64, horizon=128, budget_s=budget_s)
+        if family != "REN":
+            record[family]["forward_flops"] = flops_per_row_step * 64 * 128
         rows.append({"family": family, "size": size, **record[family]})
     slopes = {}
     for family in dict.fromkeys(row["family"] for row in rows):
@@ -158,6 +167,54 @@ def run_sweep(widths, ren_nv, budget_s: float, *, before: bool) -> dict:
                 for kind in ("forward", "gradient")
             }
     return {"rows": rows, "loglog_slopes": slopes}
+
+
+def run_breakdown(budget_s: float) -> dict:
+    """The R2DN's gradient at the F-16 sizes split into its two halves, and the REN's.
+
+    The halves: the gradient of direct → explicit alone (a VJP with a cotangent of ones), and
+    the gradient of the simulation from a fixed explicit system. Their sum is about the whole;
+    the REN's gradient over the simulation's bounds the R2DN/REN ratio that any speed-up of
+    direct → explicit could reach.
+    """
+    nu, nx, nv, ny, hidden = F16.values()
+    key = jax.random.key(0)
+    r2dn = ContractingR2DN(nu, nx, nv, ny, hidden=hidden, key=key)
+    x0, u, target = data(r2dn, nu, ny, 4, 256, jax.random.key(1))
+    params, static = eqx.partition(r2dn, eqx.is_inexact_array)
+    system, system_static = eqx.partition(r2dn.explicit(), eqx.is_inexact_array)
+
+    def explicit_sum(params):
+        leaves = jax.tree.leaves(eqx.combine(params, static).explicit())
+        return sum(jnp.sum(leaf) for leaf in leaves)
+
+    def simulate(system, x0, u):
+        return simulation.simulate(eqx.combine(system, system_static), x0, u)
+
+    def simulation_loss(system, x0, u, target):
+        return jnp.mean((simulate(system, x0, u)[1] - target) ** 2)
+
+    compiled = {
+        "R2DN gradient": compile_call(sequence_functions(r2dn)[2], params, x0, u, target),
+        "direct → explicit, gradient": compile_call(jax.grad(explicit_sum), params),
+        "simulation, gradient": compile_call(
+            jax.value_and_grad(simulation_loss), system, x0, u, target
+        ),
+        "simulation, forward": compile_call(simulate, system, x0, u),
+    }
+    if ContractingREN is not None:
+        ren_params, _, ren_gradient = sequence_functions(ContractingREN(nu, nx, 150, ny, key=key))
+        compiled["REN gradient"] = compile_call(ren_gradient, ren_params, x0, u, target)
+    stats = race({name: c.call for name, c in compiled.items()}, budget_s=budget_s)
+    return {"records": stats, "matmul_gflops": matmul_gflops(budget_s)}
+
+
+def matmul_gflops(budget_s: float, n: int = 1024) -> float:
+    """The machine's float32 matmul throughput (GFLOP/s, median): an ``n × n`` product."""
+    a = jax.random.normal(jax.random.key(0), (n, n))
+    product = compile_call(jnp.matmul, a, a)
+    seconds = race({"matmul": product.call}, budget_s=budget_s)["matmul"]["median_s"]
+    return 2 * n**3 / seconds / 1e9
 
 
 def run_scaling(batches, horizons, budget_s: float) -> dict:
@@ -256,13 +313,24 @@ def report(results: dict) -> str:
         out += ["", *forms_table(results["sweep_point"], title)]
     sweep = results["sweep"]
     rows = [
-        [r["family"], r["size"], r["params"], ms(r["forward"]), ms(r["gradient"])]
+        [
+            r["family"],
+            r["size"],
+            r["params"],
+            ms(r["forward"]),
+            ms(r["gradient"]),
+            gflops(r.get("forward_flops"), r["forward"]),
+            gflops(3 * r.get("forward_flops", 0), r["gradient"]),
+        ]
         for r in sweep["rows"]
     ]
     out += [
         "",
-        "Scaling sweep, batch 64, horizon 128 (median ms)",
-        table(rows, ["network", "width/nv", "params", "fwd ms", "grad ms"]),
+        "Scaling sweep, batch 64, horizon 128 (median ms; GFLOP/s counting 2 flops per explicit "
+        "weight per row and step, 3x that for the gradient)",
+        table(
+            rows, ["network", "width/nv", "params", "fwd ms", "grad ms", "fwd GF/s", "grad GF/s"]
+        ),
     ]
     out += [
         f"log-log slope of time vs parameters, {family}: forward {s['forward']:.3f}, "
@@ -285,7 +353,28 @@ def report(results: dict) -> str:
             f"F-16 sizes against {axis} (median ms; gradient scratch memory MiB)",
             table(rows, ["network", axis, "fwd ms", "grad ms", "grad MiB"]),
         ]
+    out += ["", *breakdown_table(results["breakdown"])]
     return "\n".join(out)
+
+
+def gflops(flops: float | None, stats: dict) -> str:
+    return "-" if not flops else f"{flops / stats['median_s'] / 1e9:.3g}"
+
+
+def breakdown_table(breakdown: dict) -> list[str]:
+    """The R2DN's gradient in halves; the REN/R2DN ratio each half allows."""
+    records = breakdown["records"]
+    ren = records.get("REN gradient", {}).get("median_s")
+    rows = [
+        [name, ms(r), ms(r, "min_s"), "-" if ren is None else f"{ren / r['median_s']:.3g}"]
+        for name, r in records.items()
+    ]
+    return [
+        "Where the R2DN's gradient goes, F-16 sizes, batch 4, horizon 256",
+        table(rows, ["call", "median ms", "min ms", "REN grad ÷ this"]),
+        f"float32 matmul throughput of this machine (1024 x 1024): "
+        f"{breakdown['matmul_gflops']:.3g} GFLOP/s",
+    ]
 
 
 def main() -> None:
@@ -294,7 +383,7 @@ def main() -> None:
     quick = parser.parse_args().quick
     budget_s = 0.5 if quick else 2.0
     results = {"machine": machine(), "quick": quick, "load_before": os.getloadavg()}
-    sections = tqdm(total=3 if quick else 4, desc="benchmarks")
+    sections = tqdm(total=4 if quick else 5, desc="benchmarks")
     results["f16"] = run_f16(budget_s, alternatives=not quick)
     sections.update()
     if not quick:
@@ -310,6 +399,8 @@ def main() -> None:
     results["scaling"] = run_scaling(
         BATCHES[::2] if quick else BATCHES, HORIZONS[::2] if quick else HORIZONS, budget_s
     )
+    sections.update()
+    results["breakdown"] = run_breakdown(budget_s)
     sections.update()
     sections.close()
     results["load_after"] = os.getloadavg()

@@ -38,12 +38,22 @@ def cayley(
     ``Z = X − Xᵀ + YbᵀYb``, ``Aᵀ = (I + Z)⁻¹(I − Z)``, ``Bᵀ = −2 Yb (I + Z)⁻¹``. ``I + Z`` is
     invertible for every ``X, Yb`` because its symmetric part is ``I + YbᵀYb ≻ 0``.
     """
-    eye = jnp.eye(X.shape[0], dtype=X.dtype)
-    Z = X - X.T + Yb.T @ Yb
-    lu = jsl.lu_factor(eye + Z)
-    At = jsl.lu_solve(lu, eye - Z)
-    B = -2.0 * jsl.lu_solve(lu, Yb.T, trans=1)
-    return At, B
+    At, Bt = _cayley_blocks(X - X.T + Yb.T @ Yb, Yb)
+    return At, Bt.T
+
+
+def _cayley_blocks(
+    S: Float[Array, "n n"], W: Float[Array, "k n"]
+) -> tuple[Float[Array, "n n"], Float[Array, "k n"]]:
+    """``(I − S)(I + S)⁻¹`` and ``−2W(I + S)⁻¹``, for ``S`` whose symmetric part is ⪰ 0.
+
+    With ``R = (I + S)⁻¹`` the first is ``2R − I`` (as ``I − S = 2I − (I + S)``), so both
+    blocks are products with one explicit inverse. Inverting is safe here (``‖R‖ ≤ 1``), and its
+    derivative is two matrix products where a solve's would be two more triangular solves.
+    """
+    eye = jnp.eye(S.shape[0], dtype=S.dtype)
+    R = jnp.linalg.inv(eye + S)
+    return 2.0 * R - eye, -2.0 * W @ R
 
 
 def positive_real(
@@ -62,11 +72,7 @@ def strict_contraction(
     ``|Nv|² ≤ |v|² − 4ε|(I + M)⁻¹v|²``. Unlike ``W(I + WᵀW)^(-1/2)`` it needs no
     eigendecomposition, so its gradient exists at ``X = Y = Z = 0``.
     """
-    eye = jnp.eye(X.shape[0], dtype=X.dtype)
-    M = positive_real(X, Y, eps) + Z.T @ Z
-    top = jnp.concatenate([eye - M, -2.0 * Z], axis=0)
-    # N = top (I + M)⁻¹, solved from the right as Nᵀ = (I + M)⁻ᵀ topᵀ.
-    return jnp.linalg.solve((eye + M).T, top.T).T
+    return jnp.concatenate(_cayley_blocks(positive_real(X, Y, eps) + Z.T @ Z, Z), axis=0)
 
 
 def congruence_metric(E: Float[Array, "n n"], Pcal: Float[Array, "n n"]) -> Float[Array, "n n"]:

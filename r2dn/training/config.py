@@ -145,12 +145,21 @@ def _staircase(lr: float, steps: int, rate: float, floor: float) -> optax.Schedu
     )
 
 
+#: Optimisers that update each scalar on its own. For them (and for either clipping),
+#: running on the parameters flattened into one vector (`optax.flatten`) changes nothing but
+#: the cost: a few large fused updates instead of one small update per array (the F-16
+#: R2DN has ~100 arrays), which cut a training step by ~20 % on a CPU.
+ELEMENTWISE = frozenset(
+    {"adam", "adamw", "adamax", "adabelief", "amsgrad", "nadam", "radam", "rmsprop", "sgd"}
+)
+
+
 @functools.cache
 def _optimizer(
     name: str, schedule: optax.Schedule, clip: float | None, clip_mode: ClipMode
 ) -> optax.GradientTransformation:
     opt = getattr(optax, name)(learning_rate=schedule)
-    if clip is None:
-        return opt
-    clip_fn = optax.clip if clip_mode == "elementwise" else optax.clip_by_global_norm
-    return optax.chain(clip_fn(clip), opt)
+    if clip is not None:
+        clip_fn = optax.clip if clip_mode == "elementwise" else optax.clip_by_global_norm
+        opt = optax.chain(clip_fn(clip), opt)
+    return optax.flatten(opt) if name in ELEMENTWISE else opt

@@ -86,27 +86,42 @@ def _segment_loss(model, x0, u, y):
     return mean_squared_error(y, y_hat), x_T
 
 
+#: Segments trained per compiled call (at most; a divisor of the segments per epoch), so that
+#: Python's dispatch costs once per call rather than once per optimiser step.
+SEGMENTS_PER_CALL = 16
+
+
 @eqx.filter_jit
-def _train_step(
+def _train_segments(
     model: AbstractRecurrentModel,
     opt_state: PyTree,
     x: Float[Array, "batch nx"],
     u: Float[Array, "batch T nu"],
     y: Float[Array, "batch T ny"],
-    start: Int[Array, ""],
+    starts: Int[Array, " K"],
     length: int,
     optimizer: optax.GradientTransformation,
 ):
-    """One optimiser step on the segment ``[start, start + length)``; also says if finite."""
-    u_seg, y_seg = (jax.lax.dynamic_slice_in_dim(a, start, length, axis=1) for a in (u, y))
-    grad_fn = eqx.filter_value_and_grad(_segment_loss, has_aux=True)
-    (loss, x_T), grads = grad_fn(model, x, u_seg, y_seg)
-    finite = jnp.isfinite(loss)
-    for g in jax.tree.leaves(grads):
-        finite &= jnp.all(jnp.isfinite(g))
-    params = eqx.filter(model, eqx.is_inexact_array)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return eqx.apply_updates(model, updates), opt_state, x_T, loss, finite
+    """One optimiser step on each segment ``[start, start + length)`` in turn, state carried.
+
+    Returns the model, optimiser state and final state, and per segment its loss and whether
+    the loss and gradient are finite.
+    """
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+
+    def step(carry, start):
+        params, opt_state, x = carry
+        u_seg, y_seg = (jax.lax.dynamic_slice_in_dim(a, start, length, axis=1) for a in (u, y))
+        grad_fn = eqx.filter_value_and_grad(_segment_loss, has_aux=True)
+        (loss, x_T), grads = grad_fn(eqx.combine(params, static), x, u_seg, y_seg)
+        finite = jnp.isfinite(loss)
+        for g in jax.tree.leaves(grads):
+            finite &= jnp.all(jnp.isfinite(g))
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return (eqx.apply_updates(params, updates), opt_state, x_T), (loss, finite)
+
+    (params, opt_state, x), (losses, finite) = jax.lax.scan(step, (params, opt_state, x), starts)
+    return eqx.combine(params, static), opt_state, x, losses, finite
 
 
 @eqx.filter_jit
@@ -187,6 +202,8 @@ def fit(
     if validation is not None:
         place = parallel.shard_batch if validation.batch % mesh.size == 0 else parallel.replicate
         u_val, y_val = place(_arrays(normalizer.apply(validation), model.dtype), mesh)
+    per_call = max(n for n in range(1, SEGMENTS_PER_CALL + 1) if steps % n == 0)
+    starts = config.segment_length * jnp.arange(steps, dtype=jnp.int32).reshape(-1, per_call)
     kept = "nothing was" if checkpoint_path is None else f"the last checkpoint {checkpoint_path} is"
 
     bar = tqdm(
@@ -201,23 +218,29 @@ def fit(
             epoch, started = state.epoch + 1, time.perf_counter()
             lr = None if schedule is None else float(schedule(state.epoch * steps))
             bar.set_description(f"epoch {epoch}/{config.epochs}")
-            x, losses = x0, []
-            for k in range(steps):
-                start = jnp.asarray(k * config.segment_length, dtype=jnp.int32)
-                new_model, new_opt_state, x, loss, finite = _train_step(
-                    model, opt_state, x, u, y, start, config.segment_length, optimizer
-                )
-                if not finite:
+            x, losses, unread = x0, [], None
+            # A call's segments are checked and recorded only once the next call is queued, so
+            # that the device never waits for the host.
+            for c in range(len(starts) + 1):
+                if c < len(starts):
+                    model, opt_state, x, loss, finite = _train_segments(
+                        model, opt_state, x, u, y, starts[c], config.segment_length, optimizer
+                    )
+                read, unread = unread, (loss, finite)
+                if read is None:
+                    continue
+                read_losses, read_finite = np.asarray(read[0]), np.asarray(read[1])
+                if not read_finite.all():
+                    k = len(losses) + int(np.argmin(read_finite)) + 1
                     raise TrainingDiverged(
                         f"the loss or a gradient is NaN or infinite at epoch {epoch}, segment "
-                        f"{k + 1} of {steps} (loss {float(loss)}); {kept} left intact. Try a "
-                        "lower learning rate or gradient clipping."
+                        f"{k} of {steps} (loss {read_losses[k - len(losses) - 1]}); {kept} left "
+                        "intact. Try a lower learning rate or gradient clipping."
                     )
-                model, opt_state = new_model, new_opt_state
-                losses.append(float(loss))
+                losses.extend(read_losses.tolist())
                 postfix = _postfix(loss=losses[-1], lr=lr, val=_last(state, "validation"))
                 bar.set_postfix(postfix, refresh=False)
-                bar.update()
+                bar.update(len(read_losses))
 
             val_loss = None
             if validation is not None and (

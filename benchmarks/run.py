@@ -40,9 +40,17 @@ from plots import plot_scaling, plot_sweep  # noqa: E402
 from references import GRU, PlainR2DN, count_parameters, width_for  # noqa: E402
 from timing import compile_call, race, recompiles_on_new_values, sequence_functions  # noqa: E402
 from tqdm import tqdm  # noqa: E402
-from variants import GenericScan, Patched, Segmented, Unfused, hand_written_vjp  # noqa: E402
+from variants import (  # noqa: E402
+    GenericScan,
+    Patched,
+    Segmented,
+    Unfused,
+    hand_written_vjp,
+    lu_cayley_blocks,
+)
 
 from r2dn import ContractingR2DN, simulation  # noqa: E402
+from r2dn.parameterizations import _linalg  # noqa: E402
 
 try:
     from r2dn import ContractingREN
@@ -56,7 +64,9 @@ SWEEP_REN_NV = (20, 30, 40, 60, 80, 100, 128, 200)
 BATCHES = (1, 4, 16, 64, 256, 1024)
 HORIZONS = (16, 64, 256, 1024, 4096)
 
-NOW = "R2DN now: + blocks of 512 rows"
+NOW = "R2DN now: + Cayley from one inverse"
+#: Every form before the last change computes the Cayley transform as it did then.
+LU_CAYLEY = ((_linalg, "_cayley_blocks", lu_cayley_blocks),)
 GRU_NAME, PLAIN_NAME = "GRU", "plain R2DN-shaped (same #params)"
 
 
@@ -90,17 +100,22 @@ def r2dn_forms(r2dn, *, alternatives: bool = True) -> dict:
     """The R2DN as it was before each speed-up (one row per change), then alternatives tried."""
     autodiff = simulation._lbdn_scan.fun  # the fused scan without its derivative rule
     forms = {
-        "R2DN before: unfused φ, original scan": Unfused(r2dn),
-        "+ φ matrices multiplied out": GenericScan(r2dn),
-        "+ C1, B1, D21 folded in; fused scan": Patched(r2dn, (("_lbdn_scan", autodiff),)),
-        "+ custom_jvp rule, one block": Patched(r2dn, (("BLOCK_ROWS", 2**62),)),
+        "R2DN before: unfused φ, original scan": Patched(Unfused(r2dn), LU_CAYLEY),
+        "+ φ matrices multiplied out": Patched(GenericScan(r2dn), LU_CAYLEY),
+        "+ C1, B1, D21 folded in; fused scan": Patched(
+            r2dn, ((simulation, "_lbdn_scan", autodiff), *LU_CAYLEY)
+        ),
+        "+ custom_jvp rule, one block": Patched(
+            r2dn, ((simulation, "BLOCK_ROWS", 2**62), *LU_CAYLEY)
+        ),
+        "+ blocks of 512 rows": Patched(r2dn, LU_CAYLEY),
         NOW: r2dn,
     }
     if alternatives:
         forms["alternative: custom_vjp, one block"] = Patched(
-            r2dn, (("_lbdn_scan", hand_written_vjp),)
+            r2dn, ((simulation, "_lbdn_scan", hand_written_vjp),)
         )
-        forms["alternative: scan unrolled ×4"] = Patched(r2dn, (("UNROLL", 4),))
+        forms["alternative: scan unrolled ×4"] = Patched(r2dn, ((simulation, "UNROLL", 4),))
     return forms
 
 
@@ -152,7 +167,7 @@ def run_sweep(widths, ren_nv, budget_s: float, *, before: bool) -> dict:
             model = ContractingR2DN(1, 1, 16, 1, hidden=(size,) * 6, key=key)
             # Every explicit weight is used once per row and step in a multiply-add.
             flops_per_row_step = 2 * count_parameters(model.explicit())
-            model = Unfused(model) if family == "R2DN before" else model
+            model = Patched(Unfused(model), LU_CAYLEY) if family == "R2DN before" else model
         record = measure({family: model}, nu=1, ny=1, batch=64, horizon=128, budget_s=budget_s)
         if family != "REN":
             record[family]["forward_flops"] = flops_per_row_step * 64 * 128

@@ -6,9 +6,10 @@ changes only how the explicit system is simulated:
 - `Unfused`: the code before this work: φ as Sandwich layers with two matrices each, and the
   original scan.
 - `GenericScan`: φ's matrices multiplied out, but still the generic scan (φ opaque to it).
-- `Patched`: the fused recurrence with a setting of `r2dn.simulation` changed: another scan
-  kernel (plain autodiff, ``_lbdn_scan.fun``, or `hand_written_vjp`, a ``jax.custom_vjp``
-  alternative to the library's ``jax.custom_jvp`` rule) or the scan's ``UNROLL``.
+- `Patched`: any of these (or the model) with module attributes replaced while it is traced:
+  another scan kernel of `r2dn.simulation` (plain autodiff, ``_lbdn_scan.fun``, or
+  `hand_written_vjp`, a ``jax.custom_vjp`` alternative to the library's ``jax.custom_jvp``
+  rule), the scan's ``UNROLL``, or `lu_cayley_blocks`, the Cayley transform by LU solves.
 - `Segmented`: the model simulated in checkpointed segments (memory for long horizons).
 """
 
@@ -20,6 +21,7 @@ from unittest import mock
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import jax.scipy.linalg as jsl
 from jaxtyping import Array
 
 from r2dn import simulation
@@ -100,10 +102,10 @@ class GenericScan(eqx.Module):
 
 
 class Patched(eqx.Module):
-    """The model simulated with attributes of `r2dn.simulation` replaced, e.g. its kernel."""
+    """A model simulated with module attributes replaced: ``(module, name, value)`` each."""
 
-    model: R2DN
-    changes: tuple[tuple[str, Any], ...] = eqx.field(static=True)
+    model: eqx.Module
+    changes: tuple[tuple[Any, str, Any], ...] = eqx.field(static=True)
 
     @property
     def nx(self) -> int:
@@ -112,9 +114,16 @@ class Patched(eqx.Module):
     def simulate(self, x0, u):
         # Active while jit traces, so the compiled function keeps the replacements.
         with contextlib.ExitStack() as stack:
-            for name, value in self.changes:
-                stack.enter_context(mock.patch.object(simulation, name, value))
+            for module, name, value in self.changes:
+                stack.enter_context(mock.patch.object(module, name, value))
             return self.model.simulate(x0, u)
+
+
+def lu_cayley_blocks(S, W):
+    """``(I − S)(I + S)⁻¹`` and ``−2W(I + S)⁻¹`` by one LU factorisation and two solves."""
+    eye = jnp.eye(S.shape[0], dtype=S.dtype)
+    lu = jsl.lu_factor(eye + S)
+    return jsl.lu_solve(lu, eye - S), -2.0 * jsl.lu_solve(lu, W.T, trans=1).T
 
 
 @jax.custom_vjp

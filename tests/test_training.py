@@ -113,6 +113,29 @@ def test_clipping_modes(mode, expected):
     assert config.optimizer_for(1) is optimizer  # reused, so compiled steps are reused
 
 
+@pytest.mark.parametrize("name", ["adam", "sgd", "rmsprop"])
+@pytest.mark.parametrize("mode", ["elementwise", "global_norm"])
+def test_elementwise_optimisers_run_on_one_flat_vector_with_the_same_updates(name, mode):
+    config = TrainConfig(optimizer=name, lr=0.1, clip=0.5, clip_mode=mode)
+    flat = config.optimizer_for(steps_per_epoch=1)
+    clip = optax.clip if mode == "elementwise" else optax.clip_by_global_norm
+    plain = optax.chain(clip(0.5), getattr(optax, name)(0.1))
+    keys = jax.random.split(jax.random.key(0), 3)
+    params = {"a": jax.random.normal(keys[0], (3, 4)), "b": jax.random.normal(keys[1], (5,))}
+    # Its state holds counts and vectors of all 3·4 + 5 parameters, never per-array moments.
+    assert all(leaf.shape in ((), (17,)) for leaf in jax.tree.leaves(flat.init(params)))
+    states = flat.init(params), plain.init(params)
+    for k in jax.random.split(keys[2], 3):
+        grads = jax.tree.map(lambda p, k=k: jax.random.normal(k, p.shape), params)
+        (u_flat, s_flat), (u_plain, s_plain) = (
+            opt.update(grads, state, params)
+            for opt, state in zip((flat, plain), states, strict=True)
+        )
+        states = s_flat, s_plain
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), u_flat, u_plain)
+        params = optax.apply_updates(params, u_flat)
+
+
 def test_fit_learns_and_shows_progress(capsys):
     data = system_data()
     result = fit(
@@ -132,10 +155,15 @@ def test_fit_learns_and_shows_progress(capsys):
     assert trained.normalizer.to_dict() == Normalizer.fit(data).to_dict()
 
 
-def test_state_is_carried_from_segment_to_segment():
+@pytest.mark.parametrize(
+    ("steps", "length"),
+    [(T, L), (T, 2), (68, 4)],  # segments per compiled call: all 4; 16 twice; 1 (17 is prime)
+)
+def test_state_is_carried_from_segment_to_segment(steps, length):
     """Without parameter updates, the mean segment loss is that of one free run over all T."""
-    data = system_data()
-    result = fit(SPEC, data, None, CONFIG, optimizer=FROZEN, progress=False)
+    data = system_data(steps=steps)
+    config = dataclasses.replace(CONFIG, segment_length=length)
+    result = fit(SPEC, data, None, config, optimizer=FROZEN, progress=False)
     trained, normalizer = result.trained, result.trained.normalizer
 
     def loss(u, y):  # in the model's (normalised) units
@@ -148,8 +176,8 @@ def test_state_is_carried_from_segment_to_segment():
     carried = loss(data.u, data.y)
     assert result.state.history["train"][0] == pytest.approx(carried, rel=1e-5)
     # Restarting every segment from the zero state would give another loss.
-    segments = [a.reshape(2 * T // L, L, 1) for a in (data.u, data.y)]
-    restarted = loss(*segments) / (T // L)
+    segments = [a.reshape(2 * steps // length, length, 1) for a in (data.u, data.y)]
+    restarted = loss(*segments) / (steps // length)
     assert abs(restarted - carried) > 1e-3 * carried
 
 

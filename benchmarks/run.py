@@ -41,6 +41,7 @@ from references import GRU, PlainR2DN, count_parameters, width_for  # noqa: E402
 from timing import compile_call, race, recompiles_on_new_values, sequence_functions  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 from variants import (  # noqa: E402
+    FixedExplicit,
     GenericScan,
     Patched,
     Segmented,
@@ -63,6 +64,7 @@ SWEEP_WIDTHS = (8, 16, 24, 32, 48, 64, 80, 96)
 SWEEP_REN_NV = (20, 30, 40, 60, 80, 100, 128, 200)
 BATCHES = (1, 4, 16, 64, 256, 1024)
 HORIZONS = (16, 64, 256, 1024, 4096)
+SWEEP_BATCH, SWEEP_HORIZON = 64, 128
 
 NOW = "R2DN now: + Cayley from one inverse"
 #: Every form before the last change computes the Cayley transform as it did then.
@@ -150,7 +152,9 @@ def run_f16(budget_s: float, *, alternatives: bool) -> dict:
 def run_sweep_point(budget_s: float) -> dict:
     """Every form of the R2DN at the sweep's widest point: batch 64, six layers of 96."""
     r2dn = ContractingR2DN(1, 1, 16, 1, hidden=(96,) * 6, key=jax.random.key(0))
-    return measure(r2dn_forms(r2dn), nu=1, ny=1, batch=64, horizon=128, budget_s=budget_s)
+    return measure(
+        r2dn_forms(r2dn), nu=1, ny=1, batch=SWEEP_BATCH, horizon=SWEEP_HORIZON, budget_s=budget_s
+    )
 
 
 def run_sweep(widths, ren_nv, budget_s: float, *, before: bool) -> dict:
@@ -168,9 +172,16 @@ def run_sweep(widths, ren_nv, budget_s: float, *, before: bool) -> dict:
             # Every explicit weight is used once per row and step in a multiply-add.
             flops_per_row_step = 2 * count_parameters(model.explicit())
             model = Patched(Unfused(model), LU_CAYLEY) if family == "R2DN before" else model
-        record = measure({family: model}, nu=1, ny=1, batch=64, horizon=128, budget_s=budget_s)
+        record = measure(
+            {family: model},
+            nu=1,
+            ny=1,
+            batch=SWEEP_BATCH,
+            horizon=SWEEP_HORIZON,
+            budget_s=budget_s,
+        )
         if family != "REN":
-            record[family]["forward_flops"] = flops_per_row_step * 64 * 128
+            record[family]["forward_flops"] = flops_per_row_step * SWEEP_BATCH * SWEEP_HORIZON
         rows.append({"family": family, "size": size, **record[family]})
     slopes = {}
     for family in dict.fromkeys(row["family"] for row in rows):
@@ -197,25 +208,17 @@ def run_breakdown(budget_s: float) -> dict:
     r2dn = ContractingR2DN(nu, nx, nv, ny, hidden=hidden, key=key)
     x0, u, target = data(r2dn, nu, ny, 4, 256, jax.random.key(1))
     params, static = eqx.partition(r2dn, eqx.is_inexact_array)
-    system, system_static = eqx.partition(r2dn.explicit(), eqx.is_inexact_array)
+    system_params, simulate, system_gradient = sequence_functions(FixedExplicit(r2dn.explicit()))
 
     def explicit_sum(params):
         leaves = jax.tree.leaves(eqx.combine(params, static).explicit())
         return sum(jnp.sum(leaf) for leaf in leaves)
 
-    def simulate(system, x0, u):
-        return simulation.simulate(eqx.combine(system, system_static), x0, u)
-
-    def simulation_loss(system, x0, u, target):
-        return jnp.mean((simulate(system, x0, u)[1] - target) ** 2)
-
     compiled = {
         "R2DN gradient": compile_call(sequence_functions(r2dn)[2], params, x0, u, target),
         "direct → explicit, gradient": compile_call(jax.grad(explicit_sum), params),
-        "simulation, gradient": compile_call(
-            jax.value_and_grad(simulation_loss), system, x0, u, target
-        ),
-        "simulation, forward": compile_call(simulate, system, x0, u),
+        "simulation, gradient": compile_call(system_gradient, system_params, x0, u, target),
+        "simulation, forward": compile_call(simulate, system_params, x0, u),
     }
     if ContractingREN is not None:
         ren_params, _, ren_gradient = sequence_functions(ContractingREN(nu, nx, 150, ny, key=key))

@@ -11,6 +11,8 @@ changes only how the explicit system is simulated:
   `hand_written_vjp`, a ``jax.custom_vjp`` alternative to the library's ``jax.custom_jvp``
   rule), the scan's ``UNROLL``, or `lu_cayley_blocks`, the Cayley transform by LU solves.
 - `Segmented`: the model simulated in checkpointed segments (memory for long horizons).
+- `FixedExplicit`: the simulation from an explicit system computed once, without
+  direct → explicit (its parameters are the explicit matrices).
 """
 
 import contextlib
@@ -173,6 +175,19 @@ def _backward(residuals, cotangents):
 
 
 hand_written_vjp.defvjp(_forward, _backward)
+
+
+class FixedExplicit(eqx.Module):
+    """An explicit system simulated as it is: no direct → explicit in its calls or gradient."""
+
+    system: simulation.ExplicitSystem
+
+    @property
+    def nx(self) -> int:
+        return self.system.A.shape[0]
+
+    def simulate(self, x0, u):
+        return simulation.simulate(self.system, x0, u)
 
 
 class Segmented(eqx.Module):

@@ -82,9 +82,14 @@ def read_tree(path: str | Path, content: str, like: PyTree) -> PyTree:
     return tree
 
 
+def is_array_like(leaf: Any) -> bool:
+    """An array, or the `jax.ShapeDtypeStruct` that stands for one in a skeleton."""
+    return eqx.is_array(leaf) or isinstance(leaf, jax.ShapeDtypeStruct)
+
+
 def _checked_leaf(f: IO[bytes], leaf: Any) -> Any:
     """Read the array stored for ``leaf``, which must have its shape and dtype."""
-    if not eqx.is_array(leaf):
+    if not is_array_like(leaf):
         return eqx.default_deserialise_filter_spec(f, leaf)  # python scalars, static leaves
     value = np.load(f, allow_pickle=False)
     if value.shape != leaf.shape or value.dtype != leaf.dtype:
@@ -177,14 +182,14 @@ class TrainedModel:
 
     @classmethod
     def from_header(cls, header: Mapping[str, Any]) -> TrainedModel:
-        """A `TrainedModel` whose ``model`` is a skeleton built with a dummy key.
+        """A `TrainedModel` whose ``model`` is a skeleton (`ModelSpec.skeleton`).
 
         Fill in the parameters with `read_tree`. Raises KeyError, TypeError or ValueError
         on an invalid header.
         """
         spec = ModelSpec.from_dict(header["model"])
         return cls(
-            model=spec.build(jax.random.key(0)),
+            model=spec.skeleton(),
             spec=spec,
             normalizer=Normalizer.from_dict(header["normalizer"]),
             dt=float(header["dt"]),

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import equinox as eqx
+import jax
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
@@ -92,6 +94,20 @@ class ModelSpec:
             raise TypeError(
                 f"cannot build a {self.kind!r} model from {self.kwargs}: {error}"
             ) from error
+
+    def skeleton(self) -> AbstractRecurrentModel:
+        """The model's structure with `jax.ShapeDtypeStruct` leaves, computing nothing.
+
+        What a saved file's arrays are read into. Every initialisation gives the same structure
+        (the tests check it), so the skeleton is traced with the cheap random one: the
+        long-memory initialisation factors matrices on the host and takes seconds.
+
+        >>> spec = ModelSpec("contracting-r2dn", dict(nu=1, nx=4, nv=3, ny=1))
+        >>> spec.skeleton().bx
+        ShapeDtypeStruct(shape=(4,), dtype=float32)
+        """
+        kwargs = dict(self.kwargs) | ({"init": "random"} if "init" in self.kwargs else {})
+        return eqx.filter_eval_shape(ModelSpec(self.kind, kwargs).build, jax.random.key(0))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form; `from_dict` inverts it."""

@@ -13,6 +13,7 @@ from r2dn.io import (
     MAGIC,
     FileFormatError,
     TrainedModel,
+    is_array_like,
     load_model,
     read_header,
     save_model,
@@ -195,3 +196,47 @@ def test_save_is_atomic(tmp_path, monkeypatch):
         save_model(path, trained_model(SPECS["lipschitz-r2dn"], seed=2))
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.r2dn"]
+
+
+SKELETON_SPECS = [
+    ModelSpec(
+        "contracting-r2dn", SIZES | {"nx": 2, "init": "long_memory", "identity_output": True}
+    ),
+    ModelSpec("lipschitz-r2dn", SIZES | {"gamma": 0.5, "init": "long_memory"}),
+    ModelSpec("lipschitz-r2dn", SIZES | {"gamma": 2.0, "feedthrough": "free"}),
+    ModelSpec("contracting-ren", {"nu": 2, "nx": 3, "nv": 4, "ny": 2, "init": "long_memory"}),
+    ModelSpec("passive-ren", {"nu": 2, "nx": 3, "nv": 4, "ny": 2, "init": "long_memory"}),
+    ModelSpec(
+        "robust-ren",
+        {"nu": 2, "nx": 3, "nv": 4, "ny": 2, "init": "long_memory"}
+        | {"Q": -np.eye(2), "S": 0.1 * np.ones((2, 2)), "R": 2 * np.eye(2)},
+    ),
+]
+
+
+def _signature(tree) -> tuple:
+    return jax.tree.structure(tree), [
+        (x.shape, np.dtype(x.dtype)) if is_array_like(x) else x for x in jax.tree.leaves(tree)
+    ]
+
+
+@pytest.mark.parametrize("spec", SKELETON_SPECS, ids=lambda s: s.kind)
+def test_skeleton_has_the_structure_of_the_built_model(spec):
+    """Files are read into `ModelSpec.skeleton`; it must match what `build` makes."""
+    assert _signature(spec.skeleton()) == _signature(spec.build(jax.random.key(3)))
+
+
+def test_loading_runs_no_initialisation(tmp_path, monkeypatch):
+    """Loading reads arrays into a traced skeleton: no long-memory factorisation, no build."""
+    trained = trained_model(SPECS["lipschitz-r2dn"])
+    path = save_model(tmp_path / "model.r2dn", trained)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("load_model initialised a model")
+
+    monkeypatch.setattr("r2dn.parameterizations.init.gram_factor", forbidden)
+    monkeypatch.setattr("r2dn.models.r2dn.gram_factor", forbidden)
+    loaded = load_model(path)
+    assert all(eqx.is_array(x) for x in jax.tree.leaves(eqx.filter(loaded.model, is_array_like)))
+    for a, b in zip(leaves(loaded.model), leaves(trained.model), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -14,10 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import equinox as eqx
+import jax
+import jax.numpy as jnp
 import optax
 from jaxtyping import PyTree
 
-from r2dn.io import TrainedModel, invalid_header, read_header, read_tree, write_tree
+from r2dn.io import (
+    TrainedModel,
+    invalid_header,
+    is_array_like,
+    read_header,
+    read_tree,
+    write_tree,
+)
 from r2dn.models import AbstractRecurrentModel
 from r2dn.training.config import TrainConfig
 
@@ -87,6 +96,11 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
     return write_tree(path, "checkpoint", header, tree)
 
 
+def _is_parameter(leaf) -> bool:
+    """A trainable (floating-point) leaf of a model skeleton, as `eqx.is_inexact_array`."""
+    return is_array_like(leaf) and jnp.issubdtype(leaf.dtype, jnp.inexact)
+
+
 def load_checkpoint(path: str | Path, optimizer: optax.GradientTransformation) -> Checkpoint:
     """Read a checkpoint; ``optimizer`` must be the one the run was trained with."""
     header = read_header(path, "checkpoint")
@@ -96,7 +110,7 @@ def load_checkpoint(path: str | Path, optimizer: optax.GradientTransformation) -
         state = RunState.from_dict(header["state"])
     like = {
         "model": run.model,
-        "opt_state": optimizer.init(eqx.filter(run.model, eqx.is_inexact_array)),
+        "opt_state": jax.eval_shape(optimizer.init, eqx.filter(run.model, _is_parameter)),
         "best_model": None if state.best_epoch is None else run.model,
     }
     tree = read_tree(path, "checkpoint", like)

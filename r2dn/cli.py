@@ -13,7 +13,11 @@ import dataclasses
 import functools
 import inspect
 import json
-from collections.abc import Callable
+import os
+import signal
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -30,9 +34,11 @@ from r2dn.training import (
     TrainConfig,
     TrainingDiverged,
     certify,
+    evaluate,
     fit,
     write_report,
 )
+from r2dn.training.evaluate import predict
 
 app = typer.Typer(
     help="Identify, evaluate and certify contracting, robust recurrent models (R2DN, REN).",
@@ -249,6 +255,24 @@ def _read_qsr(path: Path) -> dict[str, list]:
     return {key: np.asarray(matrices[key], dtype=float).tolist() for key in "QSR"}
 
 
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM (sent by `timeout`, batch schedulers, containers) like Ctrl-C.
+
+    Training then stops the same way for both: what was checkpointed stays, and the command
+    says how to resume. The previous handler is restored afterwards.
+    """
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _print_metrics(title: str, summary: dict[str, Any]) -> None:
     typer.echo(f"{title} (washout {summary['washout']} steps):")
     per_channel = summary["per_channel"]
@@ -431,31 +455,38 @@ def fit_command(
         f"{train.length} steps, {train.nu} input(s) → {train.ny} output(s)."
     )
     try:
-        result = fit(
-            spec,
-            train,
-            validation,
-            config,
-            normalizer=normalizer,
-            run_dir=out,
-            resume=resume,
-            metadata={"data": description},
-            progress=progress,
-        )
+        with _terminate_as_interrupt():
+            result = fit(
+                spec,
+                train,
+                validation,
+                config,
+                normalizer=normalizer,
+                run_dir=out,
+                resume=resume,
+                metadata={"data": description},
+                progress=progress,
+            )
     except KeyboardInterrupt:
-        typer.secho(
-            f"Interrupted. The last completed epoch is checkpointed in {out}; rerun the same "
-            "command with --resume to continue.",
-            fg="yellow",
-            err=True,
-        )
+        if (out / CHECKPOINT).is_file():
+            advice = (
+                f"the last completed epoch is checkpointed in {out / CHECKPOINT}; rerun the same "
+                "command with --resume to continue"
+            )
+        else:
+            advice = "no epoch was completed, so nothing was saved; rerun the command to start"
+        typer.secho(f"Interrupted: {advice}.", fg="yellow", err=True)
         raise typer.Exit(130) from None
     history = result.state.history
-    summary, files = write_report(
-        result.trained, validation, out, washout=config.washout, history=history
-    )
+    # The model first: a full disk must not cost the model for the sake of its plots.
+    y_hat = predict(result.trained, validation)
+    summary = evaluate(result.trained, validation, config.washout, y_hat=y_hat)
     trained = dataclasses.replace(result.trained, metrics={"validation": summary})
-    files.insert(0, save_model(out / MODEL_FILE, trained))
+    model_file = save_model(out / MODEL_FILE, trained)
+    _, files = write_report(
+        trained, validation, out, washout=config.washout, history=history, y_hat=y_hat
+    )
+    files.insert(0, model_file)
     seconds = history["seconds"]
     typer.echo(
         f"Trained {result.state.epoch} epochs in {sum(seconds):.1f} s "
@@ -519,13 +550,21 @@ def evaluate_command(
             show_default=False,
         ),
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace an earlier evaluation in the --out folder.")
+    ] = False,
 ) -> None:
     """Evaluate a saved model on a dataset (its validation part for the benchmarks)."""
+    out = model_path.parent / "evaluation" if out is None else out
+    if (out / "metrics.json").exists() and not overwrite:
+        raise CommandError(
+            f"{out} already holds an evaluation; replace it with --overwrite or choose another "
+            "--out"
+        )
     trained = load_model(model_path)
     source = _source(data, csv_path)
     names = _names(inputs, "inputs"), _names(outputs, "outputs")
     dataset = _evaluation_data(trained, source, f16_root, csv_path, *names, dt)
-    out = model_path.parent / "evaluation" if out is None else out
     summary, files = write_report(trained, dataset, out, washout=washout)
     _print_metrics(f"{model_path} on {source} data", summary)
     typer.echo("Wrote " + ", ".join(str(f) for f in files))
@@ -542,15 +581,38 @@ def simulate_command(
     inputs: InputsOpt = None,
 ) -> None:
     """Simulate a saved model from the zero state on inputs read from a CSV file."""
+    for name, path in (("model file", model_path), ("input CSV", csv_path)):
+        if out.resolve() == path.resolve():
+            raise CommandError(f"--out {out} is the {name}; write the outputs to another file")
     trained = load_model(model_path)
     columns = _names(inputs, "inputs") or list(trained.input_names)
     u = _read_columns(csv_path, columns)
+    bad = np.argwhere(~np.isfinite(u))
+    if len(bad):
+        row, col = bad[0]
+        raise CommandError(
+            f"{csv_path}: {len(bad)} input value(s) are NaN or infinite, the first in column "
+            f"{columns[col]!r} on line {row + 2}; a model cannot be simulated through a gap"
+        )
     y = trained.predict(u)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(trained.output_names)
-        writer.writerows(y.tolist())
+    # Written beside the target and renamed into place: a full disk leaves no truncated CSV.
+    with tempfile.NamedTemporaryFile(
+        "w", newline="", dir=out.parent, prefix=f".{out.name}.", suffix=".part", delete=False
+    ) as f:
+        try:
+            writer = csv.writer(f)
+            writer.writerow(trained.output_names)
+            writer.writerows(y.tolist())
+            f.flush()
+            os.fsync(f.fileno())
+        except BaseException:
+            os.unlink(f.name)
+            raise
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(f.name, 0o666 & ~umask)  # as a plain open() would have made it
+    os.replace(f.name, out)
     typer.echo(f"Wrote {len(y)} steps of {', '.join(trained.output_names)} to {out}")
 
 

@@ -2,7 +2,12 @@
 
 import csv
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -177,3 +182,72 @@ def test_bad_input_is_a_one_line_error(args, message, tmp_path, monkeypatch):
     result = invoke(*args)
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_evaluate_keeps_an_earlier_evaluation_unless_told(run_dir, tmp_path):
+    model_path = run_dir[0] / "model.r2dn"
+    first = invoke("evaluate", model_path, "--washout", "10", "--out", tmp_path)
+    assert first.exit_code == 0, first.output
+    again = invoke("evaluate", model_path, "--washout", "20", "--out", tmp_path)
+    assert again.exit_code == 2 and "already holds an evaluation" in again.output
+    assert json.loads((tmp_path / "metrics.json").read_text())["washout"] == 10
+    replaced = invoke("evaluate", model_path, "--washout", "20", "--out", tmp_path, "--overwrite")
+    assert replaced.exit_code == 0, replaced.output
+    assert json.loads((tmp_path / "metrics.json").read_text())["washout"] == 20
+
+
+def test_evaluate_refuses_a_washout_that_leaves_nothing_to_score(run_dir, tmp_path):
+    length = load_cascaded_tanks()[1].length
+    result = invoke(
+        "evaluate", run_dir[0] / "model.r2dn", "--washout", length - 1, "--out", tmp_path
+    )
+    assert result.exit_code == 2 and "leaves fewer than 2" in result.output
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_simulate_guards_its_inputs_and_output(run_dir, tmp_path):
+    model_path = run_dir[0] / "model.r2dn"
+    inputs = tmp_path / "inputs.csv"
+    inputs.write_text("u\n1.0\n2.0\n3.0\n")
+    for target in (model_path, inputs):
+        result = invoke("simulate", model_path, "--csv", inputs, "--out", target)
+        assert result.exit_code == 2 and "write the outputs to another file" in result.output
+    assert load_model(model_path).spec.kind == "lipschitz-r2dn"
+    gap = tmp_path / "gap.csv"
+    gap.write_text("u\n1.0\nnan\n3.0\n")
+    result = invoke("simulate", model_path, "--csv", gap, "--out", tmp_path / "y.csv")
+    assert result.exit_code == 2 and "on line 3" in result.output
+    assert not (tmp_path / "y.csv").exists()
+    written = invoke("simulate", model_path, "--csv", inputs, "--out", tmp_path / "y.csv")
+    assert written.exit_code == 0, written.output
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "y.csv").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".part"] == []
+
+
+def test_sigterm_stops_fit_like_ctrl_c_and_the_run_resumes(tmp_path):
+    """`timeout`, schedulers and containers send SIGTERM: the checkpoint stays, resume works."""
+    out = tmp_path / "run"
+    command = [sys.executable, "-c", "from r2dn.cli import app; app()"]
+    args = [*FIT[1:], "--segment-length", "64", "--out", str(out), "--no-certify"]
+    args[args.index("--epochs") + 1] = "1000"
+    process = subprocess.Popen(
+        [*command, "fit", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 300
+    while not (out / CHECKPOINT).is_file() and process.poll() is None:
+        assert time.monotonic() < deadline, "no checkpoint was written"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Interrupted" in stderr and "--resume" in stderr and "Traceback" not in stderr
+    done = read_header(out / CHECKPOINT, "checkpoint")["state"]["epoch"]
+    assert 1 <= done < 1000
+    args[args.index("--epochs") + 1] = str(done + 1)
+    resumed = subprocess.run(
+        [*command, "fit", *args, "--resume"], capture_output=True, text=True, timeout=300
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert read_header(out / CHECKPOINT, "checkpoint")["state"]["epoch"] == done + 1

@@ -20,16 +20,20 @@ from r2dn.models import AbstractRecurrentModel
 RTOL = 1e-4
 
 
-def evaluate(trained: TrainedModel, data: SequenceData, washout: int) -> dict[str, Any]:
+def evaluate(
+    trained: TrainedModel, data: SequenceData, washout: int, *, y_hat: np.ndarray | None = None
+) -> dict[str, Any]:
     """RMSE, NRMSE and fit (%) per output channel and overall, in physical units.
 
-    The model runs freely from the zero state over each record of ``data``; the first
-    ``washout`` steps are left out. Returns `r2dn.metrics.summary` plus the channel names.
+    The model runs freely from the zero state over each record of ``data`` (unless its
+    prediction ``y_hat`` is given); the first ``washout`` steps are left out. Returns
+    `r2dn.metrics.summary` plus the channel names.
     """
-    return _summary(data, _predict(trained, data), washout)
+    return _summary(data, predict(trained, data) if y_hat is None else y_hat, washout)
 
 
-def _predict(trained: TrainedModel, data: SequenceData) -> np.ndarray:
+def predict(trained: TrainedModel, data: SequenceData) -> np.ndarray:
+    """Free simulation of ``trained`` on the inputs of ``data``, whose channels must match."""
     if (data.input_names, data.output_names) != (trained.input_names, trained.output_names):
         raise ValueError(
             f"the data's channels {data.input_names} → {data.output_names} differ from the "
@@ -39,6 +43,11 @@ def _predict(trained: TrainedModel, data: SequenceData) -> np.ndarray:
 
 
 def _summary(data: SequenceData, y_hat: np.ndarray, washout: int) -> dict[str, Any]:
+    if washout > data.length - 2:
+        raise ValueError(
+            f"washout {washout} leaves fewer than 2 of the {data.length} steps to score; use a "
+            f"washout of at most {data.length - 2}"
+        )
     return metrics.summary(data.y, y_hat, washout) | {"output_names": list(data.output_names)}
 
 
@@ -49,19 +58,22 @@ def write_report(
     *,
     washout: int,
     history: Mapping[str, Sequence[float | None]] | None = None,
+    y_hat: np.ndarray | None = None,
 ) -> tuple[dict[str, Any], list[Path]]:
     """Evaluate ``trained`` on ``data`` and write ``metrics.json`` and PNG plots to ``out_dir``.
 
     Plots: ``prediction.png`` (``prediction_<i>.png`` for record ``i`` when there are
     several), measured against predicted outputs; ``loss.png`` if a training ``history``
-    (as in `r2dn.training.RunState`) is given. Returns the metrics and the files written.
+    (as in `r2dn.training.RunState`) is given. ``y_hat``: the model's prediction of ``data``
+    if the caller already has it (it is not simulated again). Returns the metrics and the
+    files written.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    y_hat = _predict(trained, data)
+    y_hat = predict(trained, data) if y_hat is None else y_hat
     summary = _summary(data, y_hat, washout)
     files = [out_dir / "metrics.json"]
-    files[0].write_text(json.dumps(summary, indent=2) + "\n")
+    files[0].write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
     for i in range(data.batch):
         name = "prediction.png" if data.batch == 1 else f"prediction_{i}.png"
         files.append(

@@ -1,10 +1,11 @@
 """Checks of a model's guarantees that anyone can run on a trained model.
 
-- `check_lmi`: the section-6 dissipation matrix, recomputed in float64 from the direct
-  parameters; the certificate holds when its largest eigenvalue is negative and ``P ≻ 0``.
+- `check_lmi`: the section-6 dissipation matrix in float64, both of the exact construction and
+  of the matrices as the model runs them (its own dtype); the certificate holds when every
+  largest eigenvalue is negative and ``P ≻ 0``.
 - `lipschitz_lower_bound` / `worst_supply`: adversarial searches over pairs of input
   sequences; they can only ever find a *lower* bound on the true gain.
-- `contraction_rates`: two trajectories under the same input; their distance in the ``P``
+- `contraction_rate`: two trajectories under the same input; their distance in the ``P``
   norm must shrink by at least ``ᾱ`` each step.
 """
 
@@ -74,32 +75,48 @@ def dissipation_matrix(
 
 
 class LMIReport(NamedTuple):
-    """Result of `check_lmi`: the certificate holds iff ``holds``."""
+    """Result of `check_lmi`: the certificate holds iff ``holds``.
+
+    ``max_eigenvalue`` and ``min_eigenvalue_P`` are of the exact construction (recomputed in
+    float64 from the parameters); the ``_as_run`` pair is of the explicit matrices and metric as
+    the model computes them in its own dtype, cast to float64 — what a simulation really uses.
+    """
 
     max_eigenvalue: float  # of the dissipation matrix; must be < 0
     min_eigenvalue_P: float  # of the metric; must be > 0
+    max_eigenvalue_as_run: float
+    min_eigenvalue_P_as_run: float
 
     @property
     def holds(self) -> bool:
-        return self.max_eigenvalue < 0 < self.min_eigenvalue_P
+        return max(self.max_eigenvalue, self.max_eigenvalue_as_run) < 0 < min(
+            self.min_eigenvalue_P, self.min_eigenvalue_P_as_run
+        )
 
 
 def check_lmi(model: AbstractRecurrentModel) -> LMIReport:
-    """Recompute the model in float64 from its direct parameters and check its certificate.
+    """Check the model's section-6 certificate twice, always evaluated in float64.
 
-    Works for a float32 model too: its stored parameters are cast to float64 first, so the
-    check is of the parameters themselves, free of float32 round-off.
+    Once for the exact construction: the stored parameters are cast to float64 and the
+    explicit matrices and metric recomputed from them, free of the model's round-off. Once as
+    the model runs: the explicit matrices and metric computed in the model's own dtype (float32,
+    say), then cast to float64 — a float32 model is certified only if what it simulates with
+    satisfies the inequality too.
     """
+    exact = _eigenvalues(model, to_dtype(model, jnp.float64))
+    as_run = _eigenvalues(model, model)
+    return LMIReport(*exact, *as_run)
+
+
+def _eigenvalues(model: AbstractRecurrentModel, evaluated) -> tuple[float, float]:
+    """Largest eigenvalue of the dissipation matrix and smallest of ``P``, of ``evaluated``."""
     with jax.enable_x64(True):
-        model64 = to_dtype(model, jnp.float64)
-        sys, P, extra = _certificate_data(model64)
-        sys = jax.tree.map(np.asarray, sys)
-        P = np.asarray(P)
-        extra = {k: np.asarray(v) for k, v in extra.items()}
+        sys, P, extra = _certificate_data(evaluated)
+        sys = jax.tree.map(lambda a: np.asarray(a, dtype=np.float64), sys)
+        P = np.asarray(P, dtype=np.float64)
+        extra = {k: np.asarray(v, dtype=np.float64) for k, v in extra.items()}
     M = dissipation_matrix(sys, P, alpha_bar=model.alpha_bar, supply=model.supply, **extra)
-    return LMIReport(
-        float(np.linalg.eigvalsh(M).max()), float(np.linalg.eigvalsh((P + P.T) / 2).min())
-    )
+    return float(np.linalg.eigvalsh(M).max()), float(np.linalg.eigvalsh((P + P.T) / 2).min())
 
 
 @eqx.filter_jit

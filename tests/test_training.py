@@ -375,6 +375,7 @@ PARALLEL = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a second JAX process with two forced devices: compiles everything again
 def test_data_parallel_matches_one_device():
     """Two forced host devices in a fresh process (XLA_FLAGS must be set before jax starts).
 

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test test-long lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n 2 tests r2dn README.md
+	$(BIN)/python -m pytest -n 2 -m "not slow" tests r2dn README.md
+
+test-long: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -m slow tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -21,6 +22,7 @@ from r2dn.training import (
     CHECKPOINT,
     TrainConfig,
     TrainingDiverged,
+    TrainingInterrupted,
     certify,
     evaluate,
     fit,
@@ -149,7 +151,11 @@ def test_fit_learns_and_shows_progress(capsys):
     assert history["validation"][-1] < 0.6 * history["validation"][0]  # the first is after epoch 1
     assert len(history["seconds"]) == result.state.epoch == 12
     progress = capsys.readouterr().err
-    assert "epoch 12/12" in progress and "loss=" in progress and "lr=0.03" in progress
+    # stderr is not a terminal here: one line per epoch, no carriage-return bar
+    lines = progress.strip().splitlines()
+    assert len(lines) == 12 and "\r" not in progress
+    assert lines[-1].startswith("epoch 12/12 train=") and "lr=0.03" in lines[-1]
+    assert "validation=" in lines[-1] and "elapsed=" in lines[-1]
     trained = result.trained
     assert trained.spec == SPEC and trained.dt == 0.5 and trained.output_names == ("y",)
     assert trained.normalizer.to_dict() == Normalizer.fit(data).to_dict()
@@ -369,6 +375,7 @@ PARALLEL = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a second JAX process with two forced devices: compiles everything again
 def test_data_parallel_matches_one_device():
     """Two forced host devices in a fresh process (XLA_FLAGS must be set before jax starts).
 
@@ -393,3 +400,31 @@ def test_data_parallel_matches_one_device():
     assert result["devices"] == 2
     assert result["used"] == [2] * CONFIG.epochs + [1] * CONFIG.epochs
     assert result["loss"] < 1e-5 and result["params"] < 1e-5
+
+
+def test_reduce_on_plateau_is_told_the_loss(tmp_path):
+    """A constant loss is a plateau: the scale drops, which needs ``value=`` in every update."""
+    optimizer = optax.chain(
+        optax.set_to_zero(), optax.contrib.reduce_on_plateau(patience=1, factor=0.5)
+    )
+    fit(SPEC, system_data(), None, CONFIG, optimizer=optimizer, run_dir=tmp_path, progress=False)
+    opt_state = load_checkpoint(tmp_path / CHECKPOINT, optimizer).opt_state
+    assert float(opt_state[1].scale) < 1.0
+
+
+def test_sigterm_stops_like_sigint_and_keeps_the_last_epoch(tmp_path):
+    def terminate(report):
+        if report.epoch == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(TrainingInterrupted, match="SIGTERM in epoch 3.*checkpoint") as caught:
+        fit(SPEC, system_data(), None, CONFIG, run_dir=tmp_path, callbacks=[terminate])
+    assert caught.value.checkpoint == tmp_path / CHECKPOINT
+    assert load_checkpoint(tmp_path / CHECKPOINT, CONFIG.optimizer_for(T // L)).state.epoch == 2
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is removed
+
+
+def test_divergence_in_the_first_epoch_claims_no_checkpoint(tmp_path):
+    with pytest.raises(TrainingDiverged, match="no checkpoint was written yet"):
+        fit(SPEC, system_data(), None, CONFIG, optimizer=poison(0), run_dir=tmp_path)
+    assert not (tmp_path / CHECKPOINT).exists()

@@ -19,6 +19,7 @@ from r2dn.training.loop import (
     EpochReport,
     FitResult,
     TrainingDiverged,
+    TrainingInterrupted,
     fit,
     mean_squared_error,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "RunState",
     "TrainConfig",
     "TrainingDiverged",
+    "TrainingInterrupted",
     "certify",
     "evaluate",
     "fit",

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +45,20 @@ from r2dn.training.config import TrainConfig, full_precision
 
 class TrainingDiverged(FloatingPointError):
     """The loss or a gradient became NaN or infinite; the last checkpoint is left as it was."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGTERM stopped `fit` after a compiled call; the message says what is kept.
+
+    A `KeyboardInterrupt`, so that SIGTERM and SIGINT are handled alike by callers.
+
+    Attributes:
+        checkpoint: the checkpoint of the last completed epoch, or ``None`` if none was written.
+    """
+
+    def __init__(self, message: str, checkpoint: Path | None):
+        super().__init__(message)
+        self.checkpoint = checkpoint
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,7 +134,7 @@ def _train_segments(
         finite = jnp.isfinite(loss)
         for g in jax.tree.leaves(grads):
             finite &= jnp.all(jnp.isfinite(g))
-        updates, opt_state = optimizer.update(grads, opt_state, params)
+        updates, opt_state = optimizer.update(grads, opt_state, params, value=loss)
         return (eqx.apply_updates(params, updates), opt_state, x_T), (loss, finite)
 
     (params, opt_state, x), (losses, finite) = jax.lax.scan(step, (params, opt_state, x), starts)
@@ -174,6 +191,8 @@ def fit(
     steps = train.length // config.segment_length
     schedule = config.schedule(steps) if optimizer is None else None
     optimizer = config.optimizer_for(steps) if optimizer is None else optimizer
+    # Every optimiser is told the loss (``value=``), so `optax.contrib.reduce_on_plateau` works.
+    optimizer = optax.with_extra_args_support(optimizer)
     checkpoint_path = None if run_dir is None else Path(run_dir) / CHECKPOINT
     run = TrainedModel(
         model=spec.build(jax.random.key(config.seed)),
@@ -204,18 +223,20 @@ def fit(
         u_val, y_val = place(_arrays(normalizer.apply(validation), model.dtype), mesh)
     per_call = max(n for n in range(1, SEGMENTS_PER_CALL + 1) if steps % n == 0)
     starts = config.segment_length * jnp.arange(steps, dtype=jnp.int32).reshape(-1, per_call)
-    kept = "nothing was" if checkpoint_path is None else f"the last checkpoint {checkpoint_path} is"
-
+    log_lines = progress and not sys.stderr.isatty()  # a log gets one line per epoch, no bar
     bar = tqdm(
         total=config.epochs * steps,
         initial=min(state.epoch, config.epochs) * steps,
-        disable=not progress,
+        disable=not progress or log_lines,
         unit="seg",
         dynamic_ncols=True,
     )
-    with bar, full_precision(config.matmul_precision):
+    first_epoch = state.epoch
+    began = started = time.perf_counter()
+    with bar, full_precision(config.matmul_precision), _SigtermAsInterrupt() as stop:
         while state.epoch < config.epochs and state.stop_reason is None:
-            epoch, started = state.epoch + 1, time.perf_counter()
+            epoch = state.epoch + 1
+            kept = _kept(checkpoint_path)
             lr = None if schedule is None else float(schedule(state.epoch * steps))
             bar.set_description(f"epoch {epoch}/{config.epochs}")
             x, losses, unread = x0, [], None
@@ -227,6 +248,11 @@ def fit(
                         model, opt_state, x, u, y, starts[c], config.segment_length, optimizer
                     )
                 read, unread = unread, (loss, finite)
+                if stop.is_set():
+                    raise TrainingInterrupted(
+                        f"interrupted by SIGTERM in epoch {epoch}; {kept} kept",
+                        _existing(checkpoint_path),
+                    )
                 if read is None:
                     continue
                 read_losses, read_finite = np.asarray(read[0]), np.asarray(read[1])
@@ -253,8 +279,12 @@ def fit(
                     )
                 if state.best_loss is None or val_loss < state.best_loss:
                     state.best_loss, state.best_epoch, best_model = val_loss, epoch, model
-            seconds = time.perf_counter() - started
+            # An epoch's time runs from the end of the previous one's, so it includes validation
+            # and the previous checkpoint write; the last write is added after the loop.
+            seconds, started = time.perf_counter() - started, time.perf_counter()
             _record(state, np.mean(losses), val_loss, lr, seconds)
+            if log_lines:
+                print(_log_line(state, config.epochs, started - began), file=sys.stderr)
             _check_patience(state, config.patience)
             if checkpoint_path is not None:
                 checkpoint = dataclasses.replace(
@@ -268,8 +298,50 @@ def fit(
             for callback in callbacks:
                 callback(report)
 
+    if state.epoch > first_epoch:
+        state.history["seconds"][-1] += time.perf_counter() - started
     final = best_model if config.restore_best and best_model is not None else model
     return FitResult(_with_model(run, final), state, config, checkpoint.metadata)
+
+
+def _kept(path: Path | None) -> str:
+    """What a message may say is kept: only a checkpoint that exists."""
+    if _existing(path) is None:
+        return "no checkpoint was written yet (nothing to resume)"
+    return f"the last checkpoint {path} is"
+
+
+def _existing(path: Path | None) -> Path | None:
+    return path if path is not None and path.is_file() else None
+
+
+class _SigtermAsInterrupt:
+    """Within it SIGTERM sets the returned event instead of killing the process; `fit` checks
+    it after each compiled call and stops as on SIGINT, its last checkpoint intact.
+
+    Outside the main thread no handler can be installed and the event never sets.
+    """
+
+    def __enter__(self) -> threading.Event:
+        self.event, self.previous = threading.Event(), None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, lambda *_: self.event.set())
+        return self.event
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+
+def _log_line(state: RunState, epochs: int, elapsed: float) -> str:
+    """One progress line for logs: epoch, losses, learning rate, elapsed time."""
+    values = _postfix(
+        train=state.history["train"][-1],
+        validation=state.history["validation"][-1],
+        lr=state.history["lr"][-1],
+    )
+    fields = " ".join(f"{name}={value}" for name, value in values.items())
+    return f"epoch {state.epoch}/{epochs} {fields} elapsed={elapsed:.1f}s"
 
 
 def _resume(

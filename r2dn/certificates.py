@@ -89,8 +89,10 @@ class LMIReport(NamedTuple):
 
     @property
     def holds(self) -> bool:
-        return max(self.max_eigenvalue, self.max_eigenvalue_as_run) < 0 < min(
-            self.min_eigenvalue_P, self.min_eigenvalue_P_as_run
+        return (
+            max(self.max_eigenvalue, self.max_eigenvalue_as_run)
+            < 0
+            < min(self.min_eigenvalue_P, self.min_eigenvalue_P_as_run)
         )
 
 

@@ -14,10 +14,8 @@ import functools
 import inspect
 import json
 import os
-import signal
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -255,24 +253,6 @@ def _read_qsr(path: Path) -> dict[str, list]:
     return {key: np.asarray(matrices[key], dtype=float).tolist() for key in "QSR"}
 
 
-@contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM (sent by `timeout`, batch schedulers, containers) like Ctrl-C.
-
-    Training then stops the same way for both: what was checkpointed stays, and the command
-    says how to resume. The previous handler is restored afterwards.
-    """
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _print_metrics(title: str, summary: dict[str, Any]) -> None:
     typer.echo(f"{title} (washout {summary['washout']} steps):")
     per_channel = summary["per_channel"]
@@ -455,18 +435,17 @@ def fit_command(
         f"{train.length} steps, {train.nu} input(s) → {train.ny} output(s)."
     )
     try:
-        with _terminate_as_interrupt():
-            result = fit(
-                spec,
-                train,
-                validation,
-                config,
-                normalizer=normalizer,
-                run_dir=out,
-                resume=resume,
-                metadata={"data": description},
-                progress=progress,
-            )
+        result = fit(
+            spec,
+            train,
+            validation,
+            config,
+            normalizer=normalizer,
+            run_dir=out,
+            resume=resume,
+            metadata={"data": description},
+            progress=progress,
+        )
     except KeyboardInterrupt:
         if (out / CHECKPOINT).is_file():
             advice = (

@@ -4,7 +4,7 @@
   parameters; the certificate holds when its largest eigenvalue is negative and ``P ≻ 0``.
 - `lipschitz_lower_bound` / `worst_supply`: adversarial searches over pairs of input
   sequences; they can only ever find a *lower* bound on the true gain.
-- `contraction_rates`: two trajectories under the same input; their distance in the ``P``
+- `contraction_rate`: two trajectories under the same input; their distance in the ``P``
   norm must shrink by at least ``ᾱ`` each step.
 """
 

@@ -126,7 +126,7 @@ class R2DN(AbstractRecurrentModel):
 
         keys = iter(jax.random.split(key, 12))
         normal = lambda *shape: lecun_normal(next(keys), shape, dtype)  # noqa: E731
-        contraction = lambda m, n: StrictContraction(m, n, key=next(keys), eps=1e-3, dtype=dtype)  # noqa: E731
+        contraction = lambda m, n: StrictContraction(m, n, key=next(keys), eps=eps, dtype=dtype)  # noqa: E731
         self.phi = LBDN(nv, hidden, nv, activation=activation, key=next(keys), dtype=dtype)
         self.Y = normal(nx, nx)
         self.B1, self.B2, self.C1 = normal(nx, nv), normal(nx, nu), normal(nv, nx)

@@ -3,6 +3,7 @@
 import abc
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
@@ -47,6 +48,12 @@ def check_options(
         raise ValueError(f"eps (the certificate margin) must be a positive number; got {eps}.")
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"dtype must be a floating-point type; got {dtype}.")
+    if jnp.dtype(dtype).itemsize > 4 and not jax.config.jax_enable_x64:
+        raise ValueError(
+            f"dtype={jnp.dtype(dtype).name} needs 64-bit JAX, which is off (JAX would silently "
+            "compute in float32); call jax.config.update('jax_enable_x64', True) first, or "
+            "set JAX_ENABLE_X64=1, or use dtype=float32."
+        )
     if supply is not None:
         if not isinstance(supply, SupplyRate):
             raise TypeError(f"supply must be a SupplyRate or None; got {type(supply).__name__}.")

@@ -7,7 +7,7 @@ matrices it is evaluated with, computed once and reused over a whole sequence.
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import equinox as eqx
 import jax
@@ -166,6 +166,11 @@ class LBDN(eqx.Module):
         gamma = float(gamma)
         if not (gamma > 0 and math.isfinite(gamma)):
             raise ValueError(f"The Lipschitz bound gamma must be a positive number; got {gamma}.")
+        if isinstance(hidden, str) or not isinstance(hidden, Iterable):
+            raise TypeError(
+                f"hidden must be a sequence of layer widths, e.g. hidden=({hidden},); "
+                f"got {hidden!r} of type {type(hidden).__name__}."
+            )
         sizes = [in_size, *hidden]
         if any(int(n) != n or n < 1 for n in [*sizes, out_size]):
             raise ValueError(

@@ -80,8 +80,3 @@ def congruence_metric(E: Float[Array, "n n"], Pcal: Float[Array, "n n"]) -> Floa
     Lp = jnp.linalg.cholesky(Pcal)
     G = jsl.solve_triangular(Lp, E, lower=True)
     return G.T @ G
-
-
-def upper_cholesky(M: Float[Array, "n n"]) -> Float[Array, "n n"]:
-    """Upper-triangular ``U`` with ``M = UᵀU``."""
-    return jnp.linalg.cholesky(M).T

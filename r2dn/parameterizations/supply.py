@@ -40,6 +40,23 @@ def _square_matrix(name: str, M, n: int | None = None) -> np.ndarray:
     return (M + M.T) / 2
 
 
+#: Magnitudes a supply rate's matrices may have: outside, the factors of section 5 overflow or
+#: vanish in floating point (γ = 1e30, Q = −1e-300) and the certificate is meaningless.
+SCALE_RANGE = (1e-8, 1e8)
+
+
+def _check_scale(name: str, M: np.ndarray) -> None:
+    """Reject a matrix whose nonzero entries lie outside `SCALE_RANGE`."""
+    magnitudes = np.abs(M[M != 0])
+    low, high = SCALE_RANGE
+    if magnitudes.size and (magnitudes.min() < low or magnitudes.max() > high):
+        raise ValueError(
+            f"{name} has entries of magnitude {magnitudes.min():.3g}…{magnitudes.max():.3g}; "
+            f"supply rates must have nonzero entries between {low:g} and {high:g} (e.g. a "
+            "Lipschitz bound γ in that range). Rescale the inputs or outputs instead."
+        )
+
+
 def _check_bounded(Q: np.ndarray, S: np.ndarray, R: np.ndarray) -> None:
     """A rate with ``Q ≠ 0`` needs ``Q ≺ 0`` and ``R − S Q⁻¹ Sᵀ ≻ 0``."""
     q_max = np.linalg.eigvalsh(Q).max()
@@ -84,6 +101,8 @@ class SupplyRate:
             )
         if not np.all(np.isfinite(S)):
             raise ValueError("S contains NaN or inf.")
+        for name, value in (("Q", Q), ("S", S), ("R", R)):
+            _check_scale(name, value)
         if np.any(Q):
             _check_bounded(Q, S, R)
         elif S.shape[0] != S.shape[1] or np.linalg.cond(S) > 1e12:

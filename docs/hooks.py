@@ -18,7 +18,7 @@ class _BracketedMaths(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         return not any(
-            message.startswith(f"{page}:") and message.endswith(f"target '{target}'")
+            f" {page}:" in message and message.endswith(f"target '{target}'")
             for page, target in _MATHS
         )
 

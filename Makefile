@@ -34,3 +34,18 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# Documentation site and release checks (the docs extra is installed on first use).
+DOCS_STAMP := $(VENV)/.docs-installed
+
+.PHONY: docs docs-check wheel-check
+
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,docs,release]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(BIN)/mkdocs build --strict
+
+wheel-check: $(DOCS_STAMP)
+	bash docs/wheel_check.sh $(BIN)/python

@@ -105,18 +105,18 @@ def check_lmi(model: AbstractRecurrentModel) -> LMIReport:
     say), then cast to float64 — a float32 model is certified only if what it simulates with
     satisfies the inequality too.
     """
-    exact = _eigenvalues(model, to_dtype(model, jnp.float64))
-    as_run = _eigenvalues(model, model)
+    with jax.enable_x64(True):  # else the cast to float64 would silently give float32
+        exact = _eigenvalues(model, to_dtype(model, jnp.float64))
+        as_run = _eigenvalues(model, model)
     return LMIReport(*exact, *as_run)
 
 
 def _eigenvalues(model: AbstractRecurrentModel, evaluated) -> tuple[float, float]:
     """Largest eigenvalue of the dissipation matrix and smallest of ``P``, of ``evaluated``."""
-    with jax.enable_x64(True):
-        sys, P, extra = _certificate_data(evaluated)
-        sys = jax.tree.map(lambda a: np.asarray(a, dtype=np.float64), sys)
-        P = np.asarray(P, dtype=np.float64)
-        extra = {k: np.asarray(v, dtype=np.float64) for k, v in extra.items()}
+    sys, P, extra = _certificate_data(evaluated)
+    sys = jax.tree.map(lambda a: np.asarray(a, dtype=np.float64), sys)
+    P = np.asarray(P, dtype=np.float64)
+    extra = {k: np.asarray(v, dtype=np.float64) for k, v in extra.items()}
     M = dissipation_matrix(sys, P, alpha_bar=model.alpha_bar, supply=model.supply, **extra)
     return float(np.linalg.eigvalsh(M).max()), float(np.linalg.eigvalsh((P + P.T) / 2).min())
 

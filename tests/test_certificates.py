@@ -1,5 +1,7 @@
 """Model-level certificate checks on trained models: adversarial searches never beat the bound."""
 
+import warnings
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -92,3 +94,24 @@ def test_worst_supply_needs_a_supply_rate():
     model = ContractingR2DN(1, 2, 2, 1, key=jax.random.key(0))
     with pytest.raises(ValueError, match="supply rate"):
         worst_supply(model, key=jax.random.key(0))
+
+
+def test_check_lmi_works_in_float64_even_when_x64_is_off():
+    """The exact check casts to float64; without x64 that cast would silently give float32."""
+    model = LipschitzR2DN(2, 4, 3, 2, (8,), gamma=2.0, key=jax.random.key(0))
+    expected = check_lmi(model)
+    with jax.enable_x64(False), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = check_lmi(jax.tree.map(lambda a: a, model))
+    assert report.holds and report.max_eigenvalue == pytest.approx(expected.max_eigenvalue)
+
+
+def test_check_lmi_checks_the_matrices_as_run_too():
+    """A float32 model's explicit matrices, cast to float64, are checked beside the exact ones."""
+    model = LipschitzR2DN(2, 4, 3, 2, (8,), gamma=2.0, key=jax.random.key(1), dtype=jnp.float64)
+    report64 = check_lmi(model)
+    assert report64.max_eigenvalue_as_run == pytest.approx(report64.max_eigenvalue, rel=1e-9)
+    model32 = jax.tree.map(lambda a: a.astype(jnp.float32) if eqx.is_inexact_array(a) else a, model)
+    report = check_lmi(model32)
+    assert report.holds and report.max_eigenvalue_as_run < 0
+    assert report.max_eigenvalue_as_run != report.max_eigenvalue  # float32 round-off is seen

@@ -12,9 +12,8 @@ import csv
 import dataclasses
 import functools
 import inspect
+import io
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -23,6 +22,7 @@ import jax
 import numpy as np
 import typer
 
+from r2dn._files import atomic_write
 from r2dn.data import Normalizer, SequenceData, load_cascaded_tanks, load_csv, load_f16
 from r2dn.io import FileFormatError, TrainedModel, load_model, save_model
 from r2dn.registry import MODELS, ModelSpec
@@ -575,23 +575,12 @@ def simulate_command(
         )
     y = trained.predict(u)
     out.parent.mkdir(parents=True, exist_ok=True)
-    # Written beside the target and renamed into place: a full disk leaves no truncated CSV.
-    with tempfile.NamedTemporaryFile(
-        "w", newline="", dir=out.parent, prefix=f".{out.name}.", suffix=".part", delete=False
-    ) as f:
-        try:
-            writer = csv.writer(f)
-            writer.writerow(trained.output_names)
-            writer.writerows(y.tolist())
-            f.flush()
-            os.fsync(f.fileno())
-        except BaseException:
-            os.unlink(f.name)
-            raise
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(f.name, 0o666 & ~umask)  # as a plain open() would have made it
-    os.replace(f.name, out)
+    table = io.StringIO(newline="")
+    writer = csv.writer(table)
+    writer.writerow(trained.output_names)
+    writer.writerows(y.tolist())
+    with atomic_write(out) as f:  # a full disk leaves no truncated CSV behind
+        f.write(table.getvalue().encode())
     typer.echo(f"Wrote {len(y)} steps of {', '.join(trained.output_names)} to {out}")
 
 

@@ -23,8 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
+from r2dn._files import atomic_write
 from r2dn.data import Normalizer
-from r2dn.data._fetch import _atomic_write
 from r2dn.models import AbstractRecurrentModel
 from r2dn.registry import ModelSpec
 
@@ -45,7 +45,7 @@ def write_tree(path: str | Path, content: str, header: Mapping[str, Any], tree: 
     """
     path = Path(path)
     line = json.dumps({"content": content, "version": VERSION, **header})
-    with _atomic_write(path) as f:
+    with atomic_write(path) as f:
         f.write(MAGIC)
         f.write(line.encode() + b"\n")
         eqx.tree_serialise_leaves(f, tree)

@@ -7,20 +7,18 @@ only when complete, so an interrupted run never leaves a truncated file behind.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import tempfile
 import urllib.request
 import zipfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+
+from r2dn._files import atomic_write
 
 
 def download(url: str, dest: Path, *, timeout: float = 60.0) -> None:
     """Download `url` to `dest`. Raises OSError (e.g. `urllib.error.URLError`) on failure."""
-    with _atomic_write(dest) as f, urllib.request.urlopen(url, timeout=timeout) as response:
+    with atomic_write(dest) as f, urllib.request.urlopen(url, timeout=timeout) as response:
         shutil.copyfileobj(response, f)
 
 
@@ -32,7 +30,7 @@ def extract(archive: Path, names: Sequence[str], dest: Path) -> None:
         if missing:
             raise ValueError(f"archive {archive} does not contain {missing}")
         for name in names:
-            with _atomic_write(dest / name) as f, zf.open(members[name]) as member:
+            with atomic_write(dest / name) as f, zf.open(members[name]) as member:
                 shutil.copyfileobj(member, f)
 
 
@@ -46,16 +44,3 @@ def verify_sha256(path: Path, expected: str, *, hint: str = "") -> None:
             f"{path} is corrupted (SHA-256 {digest}, expected {expected}) and has been deleted. "
             + hint
         )
-
-
-@contextmanager
-def _atomic_write(dest: Path) -> Iterator[BinaryIO]:
-    """A binary file that appears at `dest` only if the `with` block completes."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-        os.replace(tmp, dest)
-    finally:
-        Path(tmp).unlink(missing_ok=True)

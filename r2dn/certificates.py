@@ -19,7 +19,7 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from r2dn import simulation
-from r2dn.models.base import AbstractRecurrentModel
+from r2dn.models.base import AbstractRecurrentModel, CertificateData
 from r2dn.parameterizations.supply import SupplyRate
 from r2dn.simulation import ExplicitSystem
 
@@ -113,20 +113,20 @@ def check_lmi(model: AbstractRecurrentModel) -> LMIReport:
 
 def _eigenvalues(model: AbstractRecurrentModel, evaluated) -> tuple[float, float]:
     """Largest eigenvalue of the dissipation matrix and smallest of ``P``, of ``evaluated``."""
-    sys, P, extra = _certificate_data(evaluated)
-    sys = jax.tree.map(lambda a: np.asarray(a, dtype=np.float64), sys)
-    P = np.asarray(P, dtype=np.float64)
-    extra = {k: np.asarray(v, dtype=np.float64) for k, v in extra.items()}
-    M = dissipation_matrix(sys, P, alpha_bar=model.alpha_bar, supply=model.supply, **extra)
+    sys, P, D11, multiplier = jax.tree.map(
+        lambda a: np.asarray(a, dtype=np.float64), _certificate_data(evaluated)
+    )
+    M = dissipation_matrix(
+        sys, P, alpha_bar=model.alpha_bar, supply=model.supply, D11=D11, multiplier=multiplier
+    )
     return float(np.linalg.eigvalsh(M).max()), float(np.linalg.eigvalsh((P + P.T) / 2).min())
 
 
 @eqx.filter_jit
-def _certificate_data(model: AbstractRecurrentModel):
-    """Explicit system, metric and (for models with a diagonal multiplier) ``D11`` and Λ."""
-    sys = model.explicit()
-    extra = model.multiplier_data() if hasattr(model, "multiplier_data") else {}
-    return eqx.filter(sys, eqx.is_array), model.certificate(), extra
+def _certificate_data(model: AbstractRecurrentModel) -> CertificateData:
+    """The model's `CertificateData`, with only the arrays of its explicit system."""
+    data = model.certificate_data()
+    return data._replace(system=eqx.filter(data.system, eqx.is_array))
 
 
 def _pair_outputs(model, u_a, u_b):

@@ -2,7 +2,9 @@
 
 A `ModelSpec` is a model kind (a key of `MODELS`) and the JSON-serialisable keyword arguments
 of its constructor. Every kind takes ``nu, nx, nv, ny`` and ``key``; adding a model to the
-workflow is one line in `MODELS`.
+workflow is one line in `MODELS`. A spec always names its ``feedthrough`` (the default filled
+in), so a saved file says which ``D22`` its model has whatever the defaults of the release
+that reads it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from r2dn.models import (
     RobustR2DN,
     RobustREN,
 )
+from r2dn.models.base import default_feedthrough
 
 #: Model kind → constructor ``(**kwargs, key=...) -> model``.
 MODELS: dict[str, Callable[..., AbstractRecurrentModel]] = {
@@ -38,6 +41,10 @@ MODELS: dict[str, Callable[..., AbstractRecurrentModel]] = {
     "robust-ren": RobustREN,
     "passive-ren": PassiveREN,
 }
+
+#: Specs written by r2dn 0.1.0 name no feedthrough when it was the default, which for these kinds
+#: was "zero"; every model now defaults to "free" (`r2dn.models.base.default_feedthrough`).
+_FEEDTHROUGH_BEFORE_0_2 = {"lipschitz-r2dn": "zero", "robust-r2dn": "zero"}
 
 
 def _jsonable(value: Any) -> Any:
@@ -76,6 +83,8 @@ class ModelSpec:
             raise ValueError(f"model arguments of {self.kind!r} lack the sizes {missing}")
         if "key" in kwargs:
             raise ValueError("model arguments must not contain 'key': build(key) passes it")
+        if kwargs.get("feedthrough") is None:
+            kwargs["feedthrough"] = default_feedthrough(bool(kwargs.get("identity_output")))
         object.__setattr__(self, "kwargs", kwargs)
 
     @property
@@ -115,9 +124,13 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelSpec:
-        """Inverse of `to_dict`."""
+        """Inverse of `to_dict`; also reads the specs of r2dn 0.1.0, which name no feedthrough."""
         if not isinstance(data, Mapping) or set(data) != {"kind", "kwargs"}:
             raise ValueError(
                 f"a model spec needs exactly the keys 'kind' and 'kwargs'; got {data!r}"
             )
-        return cls(data["kind"], data["kwargs"])
+        kwargs = data["kwargs"]
+        legacy = _FEEDTHROUGH_BEFORE_0_2.get(data["kind"])
+        if legacy and isinstance(kwargs, Mapping) and "feedthrough" not in kwargs:
+            kwargs = {**kwargs, "feedthrough": legacy}
+        return cls(data["kind"], kwargs)

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from r2dn.networks.activations import get_activation
-from r2dn.networks.sandwich import ExplicitLBDN
+from r2dn.networks.base import AbstractNonlinearity, DenseChain
 
 #: Time steps per loop trip in the fused R2DN scans (``lax.scan(unroll=...)``). Unrolling
 #: measured no faster on CPU (docs/benchmarks.md) and compiles more slowly.
@@ -83,9 +83,10 @@ def simulate(
 ) -> tuple[Float[Array, "... nx"], Float[Array, "... T ny"]]:
     """Run the model over a sequence; returns the final state and the outputs.
 
-    Leading batch dimensions of ``x0`` and ``u`` broadcast against each other. When φ is an
-    explicit LBDN (an R2DN), a fused recurrence with its own derivative rule runs (see
-    docs/benchmarks.md); any other φ takes one plain ``lax.scan`` over `step`'s equations.
+    Leading batch dimensions of ``x0`` and ``u`` broadcast against each other. When φ is a
+    dense network with hidden layers (its `AbstractNonlinearity.dense_chain`, e.g. an R2DN's
+    LBDN), a fused recurrence with its own derivative rule runs (see docs/benchmarks.md); any
+    other φ takes one plain ``lax.scan`` over `step`'s equations.
     """
     _check_inputs(sys, x0, u, sequence=True)
     nu, nx, _, ny = sys.sizes
@@ -96,8 +97,11 @@ def simulate(
     x0 = jnp.broadcast_to(x0, (*batch, nx)).reshape(-1, nx).astype(dtype)
     u = jnp.broadcast_to(u, (*batch, T, nu)).reshape(-1, T, nu).astype(dtype)
     u = jnp.swapaxes(u, 0, 1)
-    fused = isinstance(sys.phi, ExplicitLBDN) and len(sys.phi.weights) > 1
-    xT, y = (_simulate_lbdn if fused else _simulate_generic)(sys, x0, u)
+    chain = sys.phi.dense_chain() if isinstance(sys.phi, AbstractNonlinearity) else None
+    if chain is not None and len(chain.weights) > 1:
+        xT, y = _simulate_lbdn(sys, chain, x0, u)
+    else:
+        xT, y = _simulate_generic(sys, x0, u)
     return xT.reshape(*batch, nx), jnp.swapaxes(y, 0, 1).reshape(*batch, T, ny)
 
 
@@ -149,15 +153,14 @@ class _Recurrence(eqx.Module):
 
 
 def _simulate_lbdn(
-    sys: ExplicitSystem, x0: Float[Array, "N nx"], u: Float[Array, "T N nu"]
+    sys: ExplicitSystem, phi: DenseChain, x0: Float[Array, "N nx"], u: Float[Array, "T N nu"]
 ) -> tuple[Float[Array, "N nx"], Float[Array, "T N ny"]]:
-    """φ an explicit LBDN: fold ``C1`` into its first matrix and ``B1``, ``D21`` into its last.
+    """φ a dense network: fold ``C1`` into its first matrix and ``B1``, ``D21`` into its last.
 
     All input terms (state, first-layer and output offsets) are one matmul over every time step
     before the scan; the output map is applied to the stored states after it. Both act on
     (T·N)-row matrices, so that their weight gradients are plain matrix products too.
     """
-    phi = sys.phi
     W_first, W_last, b_last = phi.weights[0], phi.weights[-1], phi.biases[-1]
     nx, q1 = sys.A.shape[0], W_first.shape[1]
     rec = _Recurrence(

@@ -101,15 +101,16 @@ def test_lmi_holds_for_every_parameter_value(
 
 def test_lmi_check_needs_the_models_d11_and_multiplier():
     model = make("lipschitz", 2, 3, 5, 2, alpha_bar=0.9, seed=1)
-    data = model.multiplier_data()
-    lam, D11 = np.asarray(data["multiplier"]), np.asarray(data["D11"])
+    data = model.certificate_data()
+    lam, D11 = np.asarray(data.multiplier), np.asarray(data.D11)
     assert lam.shape == (5,) and np.all(lam > 0)
     assert np.array_equal(lam, np.asarray(model.multiplier()))
     assert np.allclose(np.triu(D11), 0) and np.abs(D11).max() > 0.1
 
     def max_eig(**changes):
         sys, P = model.explicit(), model.certificate()
-        M = dissipation_matrix(sys, P, alpha_bar=0.9, supply=model.supply, **{**data, **changes})
+        extra = {"D11": D11, "multiplier": lam, **changes}
+        M = dissipation_matrix(sys, P, alpha_bar=0.9, supply=model.supply, **extra)
         return np.linalg.eigvalsh(M).max()
 
     assert max_eig() < 0
@@ -118,8 +119,8 @@ def test_lmi_check_needs_the_models_d11_and_multiplier():
     assert max_eig(multiplier=np.ones_like(lam)) > 0
     # Likewise a faster rate than claimed, for a model whose A starts at ≈ 0.9·I.
     slow = make("lipschitz", 2, 3, 5, 2, alpha_bar=0.9, init="long_memory")
-    sys, P = slow.explicit(), slow.certificate()
-    M = dissipation_matrix(sys, P, alpha_bar=0.5, supply=slow.supply, **slow.multiplier_data())
+    sys, P, D11, lam = slow.certificate_data()
+    M = dissipation_matrix(sys, P, alpha_bar=0.5, supply=slow.supply, D11=D11, multiplier=lam)
     assert np.linalg.eigvalsh(M).max() > 0
 
 

@@ -1,6 +1,13 @@
-"""The interface shared by every recurrent model (R2DN and REN)."""
+"""The interface shared by every recurrent model (R2DN and REN), and the rules they share.
+
+The rules are written once here: `check_options` validates what every model takes and decides
+the feedthrough (``"free"`` unless ``identity_output``), and `DEFAULT_EPS` is the margin of every
+certificate. Each model then adds only what is its own (an R2DN needs ``Q ≺ 0``; a passive
+REN a free ``D22``), in the part that needs it.
+"""
 
 import abc
+from typing import Literal, NamedTuple
 
 import equinox as eqx
 import jax
@@ -14,6 +21,12 @@ from r2dn.parameterizations.supply import SupplyRate
 from r2dn.simulation import ExplicitSystem
 
 INITS = ("random", "long_memory")
+FEEDTHROUGHS = ("zero", "free")
+
+#: Margin ``ε`` in ``H = polar(X) + εI + …``: makes every certificate strict.
+DEFAULT_EPS = 1e-3
+
+Feedthrough = Literal["zero", "free"]
 
 
 def check_sizes(**sizes: int) -> None:
@@ -21,6 +34,12 @@ def check_sizes(**sizes: int) -> None:
     for name, n in sizes.items():
         if isinstance(n, bool) or not isinstance(n, int | jnp.integer) or n < 1:
             raise ValueError(f"{name} must be a positive integer; got {n!r}.")
+
+
+def default_feedthrough(identity_output: bool) -> Feedthrough:
+    """The feedthrough of every model unless chosen: "free" (a trainable ``D22``), "zero" for
+    ``identity_output``."""
+    return "zero" if identity_output else "free"
 
 
 def check_options(
@@ -34,14 +53,24 @@ def check_options(
     activation: str,
     eps: float,
     dtype,
-) -> None:
-    """Validate the arguments every recurrent model shares, with messages that say the fix."""
+) -> Feedthrough:
+    """Validate the arguments every recurrent model shares; return the feedthrough to build.
+
+    One rule for every model: the feedthrough ``D22`` is ``"free"`` (trainable) unless
+    ``identity_output`` (``y = x``), which needs ``ny == nx``, ``D22 = 0`` and, with a supply
+    rate, ``S = 0``. Messages say what was wrong and how to fix it.
+
+    >>> check_options(sizes=dict(nu=1, nx=2, nv=3, ny=2), supply=None, alpha_bar=1.0,
+    ...               init="random", feedthrough=None, identity_output=True,
+    ...               activation="relu", eps=DEFAULT_EPS, dtype="float32")
+    'zero'
+    """
     check_sizes(**sizes)
     if not (0 < alpha_bar <= 1):
         raise ValueError(f"alpha_bar (the contraction rate ᾱ) must lie in (0, 1]; got {alpha_bar}.")
     if init not in INITS:
         raise ValueError(f"Unknown init {init!r}; choose one of {INITS}.")
-    if feedthrough not in (None, "zero", "free"):
+    if feedthrough not in (None, *FEEDTHROUGHS):
         raise ValueError(f"feedthrough must be 'zero' or 'free'; got {feedthrough!r}.")
     get_activation(activation)
     if not (np.isfinite(eps) and eps > 0):
@@ -58,16 +87,38 @@ def check_options(
         if not isinstance(supply, SupplyRate):
             raise TypeError(f"supply must be a SupplyRate or None; got {type(supply).__name__}.")
         supply.check_sizes(sizes["nu"], sizes["ny"])
-    if identity_output and sizes["ny"] != sizes["nx"]:
+    if not identity_output:
+        return feedthrough or default_feedthrough(identity_output)
+    if sizes["ny"] != sizes["nx"]:
         raise ValueError(
             f"identity_output (y = x) needs ny == nx; got ny={sizes['ny']}, nx={sizes['nx']}."
         )
+    if feedthrough == "free" or (supply is not None and np.any(supply.S)):
+        raise ValueError(
+            "identity_output needs feedthrough='zero' (the default with it) and, with a supply "
+            "rate, S = 0: otherwise D22 ≠ 0 and y could not equal x."
+        )
+    return default_feedthrough(identity_output)
+
+
+class CertificateData(NamedTuple):
+    """What `r2dn.certificates.check_lmi` checks: the explicit system and the metric ``P``.
+
+    ``D11`` and ``multiplier`` (the diagonal Λ) describe an elementwise slope-restricted φ
+    (a REN's equilibrium layer); both ``None`` mean a 1-Lipschitz φ (an R2DN's network).
+    """
+
+    system: ExplicitSystem
+    P: Float[Array, "nx nx"]
+    D11: Float[Array, "nv nv"] | None = None
+    multiplier: Float[Array, " nv"] | None = None
 
 
 class AbstractRecurrentModel(eqx.Module):
     """A model given by direct parameters, evaluated through its explicit form.
 
-    Subclasses implement ``explicit()`` and ``certificate()``; evaluation is shared. For
+    Subclasses implement ``explicit()``, ``certificate()`` and ``certificate_data()``;
+    evaluation is shared. For
     sequences use ``simulate``: it maps direct → explicit once and runs one ``lax.scan``.
     """
 
@@ -85,6 +136,10 @@ class AbstractRecurrentModel(eqx.Module):
     @abc.abstractmethod
     def certificate(self) -> Float[Array, "nx nx"]:
         """The metric ``P ≻ 0`` of the model's dissipation inequality (design note, section 6)."""
+
+    @abc.abstractmethod
+    def certificate_data(self) -> CertificateData:
+        """Everything `r2dn.certificates.check_lmi` needs to check the certificate."""
 
     def initial_state(self, *batch: int) -> Float[Array, "*batch nx"]:
         """A zero state with the given batch shape."""

@@ -14,10 +14,16 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from r2dn.models.base import AbstractRecurrentModel, check_options
-from r2dn.networks._init import lecun_normal
+from r2dn.initializers import lecun_normal
+from r2dn.models.base import (
+    DEFAULT_EPS,
+    AbstractRecurrentModel,
+    CertificateData,
+    Feedthrough,
+    check_options,
+)
 from r2dn.networks.sandwich import LBDN
-from r2dn.parameterizations._linalg import congruence_metric, frobenius
+from r2dn.parameterizations import congruence_metric, frobenius
 from r2dn.parameterizations.contraction import StrictContraction
 from r2dn.parameterizations.core import (
     Core,
@@ -29,11 +35,6 @@ from r2dn.parameterizations.core import (
 from r2dn.parameterizations.init import gram_factor, long_memory_target
 from r2dn.parameterizations.supply import SupplyRate
 from r2dn.simulation import ExplicitSystem
-
-Feedthrough = Literal["zero", "free"]
-
-#: Margin ``ε`` in ``H = polar(X) + εI + …``: makes every certificate strict.
-DEFAULT_EPS = 1e-3
 
 Matrix = Float[Array, "m n"]
 
@@ -55,8 +56,8 @@ class R2DN(AbstractRecurrentModel):
     ``supply``. Prefer the named variants `ContractingR2DN`, `LipschitzR2DN`, `RobustR2DN`.
 
     Options: ``feedthrough`` ("zero": the paper's unit-gain ``D̂22 = 0``; "free": a trainable
-    ``D̂22``; default "free" for contracting models, whose ``D22`` is unconstrained, and "zero"
-    otherwise), ``init`` ("random" or "long_memory": ``A ≈ ᾱI`` at the start),
+    ``D̂22``; the default, as for every model, is "free", or "zero" with ``identity_output``),
+    ``init`` ("random" or "long_memory": ``A ≈ ᾱI`` at the start),
     ``identity_output`` (``y = x``; needs ``ny = nx``, and for a supply rate ``S = 0`` and no
     feedthrough), ``activation`` of φ, ``dtype``.
     """
@@ -101,7 +102,7 @@ class R2DN(AbstractRecurrentModel):
         dtype=jnp.float32,
         key: PRNGKeyArray,
     ):
-        check_options(
+        feedthrough = check_options(
             sizes=dict(nu=nu, nx=nx, nv=nv, ny=ny),
             supply=supply,
             alpha_bar=alpha_bar,
@@ -113,14 +114,8 @@ class R2DN(AbstractRecurrentModel):
             dtype=dtype,
         )
         bounded = supply is not None
-        feedthrough = feedthrough or ("zero" if bounded else "free")
         if bounded:
             supply.check_unit_gain()
-        if identity_output and bounded and (np.any(supply.S) or feedthrough == "free"):
-            raise ValueError(
-                "identity_output with a supply rate needs S = 0 and feedthrough='zero': "
-                "otherwise D22 ≠ 0 and y could not equal x."
-            )
         self.supply, self.alpha_bar, self.eps = supply, float(alpha_bar), float(eps)
         self.nu, self.nx, self.nv, self.ny = nu, nx, nv, ny
 
@@ -246,6 +241,9 @@ class R2DN(AbstractRecurrentModel):
     def certificate(self) -> Float[Array, "nx nx"]:
         core, _ = self._core()
         return congruence_metric(core.E, core.Pcal)
+
+    def certificate_data(self) -> CertificateData:
+        return CertificateData(self.explicit(), self.certificate())
 
 
 class ContractingR2DN(R2DN):

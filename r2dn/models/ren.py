@@ -10,55 +10,34 @@ forward substitution (`r2dn.networks.equilibrium`). One class, `REN`, whose supp
 
 All variants share one map: ``H = polar(X) + εI + (supply terms)`` over the blocks
 ``(x, w, x⁺)``, partitioned into the implicit matrices ``E, 𝒫, F, B̃1, C̃1, Λ, D̃11``. Only the
-feedthrough ``D22`` (and with it ``𝓡``) depends on the kind of supply rate.
+feedthrough ``D22`` and the supply terms depend on the kind of supply rate: they are the REN's
+supply part (`r2dn.models.ren_supply`), chosen from the rate. The named variants are functions
+that choose the rate; `REN` is the one (final) class.
 """
 
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, final
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.scipy.linalg as jsl
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from r2dn.models.base import AbstractRecurrentModel, check_options, check_sizes
-from r2dn.models.r2dn import DEFAULT_EPS
-from r2dn.networks._init import lecun_normal
-from r2dn.networks.equilibrium import EquilibriumLayer
-from r2dn.parameterizations._linalg import (
-    congruence_metric,
-    frobenius,
-    polar_gram,
-    positive_real,
+from r2dn.initializers import lecun_normal
+from r2dn.models.base import (
+    DEFAULT_EPS,
+    AbstractRecurrentModel,
+    CertificateData,
+    check_options,
+    check_sizes,
 )
-from r2dn.parameterizations.contraction import StrictContraction
+from r2dn.models.ren_supply import AbstractRENSupply, supply_part
+from r2dn.networks.equilibrium import EquilibriumLayer
+from r2dn.parameterizations import congruence_metric, frobenius, polar_gram
 from r2dn.parameterizations.core import implicit_state_matrix, solve_implicit
 from r2dn.parameterizations.init import gram_factor, long_memory_target
 from r2dn.parameterizations.supply import SupplyRate
 from r2dn.simulation import ExplicitSystem
-
-Matrix = Float[Array, "m n"]
-
-
-class PositiveReal(eqx.Module):
-    """Free ``X, Y`` mapped to ``M = XᵀX + Y − Yᵀ + εI``, whose symmetric part is ``≥ εI``.
-
-    The free feedthrough of a ``Q = 0`` (passivity) REN: ``D22 = S⁻¹(M − R/2)``.
-    """
-
-    X: Float[Array, "n n"]
-    Y: Float[Array, "n n"]
-    eps: float = eqx.field(static=True)
-
-    def __init__(self, n: int, *, key: PRNGKeyArray, eps: float, dtype=jnp.float32):
-        kx, ky = jax.random.split(key)
-        self.X = lecun_normal(kx, (n, n), dtype)
-        self.Y = lecun_normal(ky, (n, n), dtype)
-        self.eps = eps
-
-    def __call__(self) -> Float[Array, "n n"]:
-        return positive_real(self.X, self.Y, self.eps)
 
 
 class RENCore(NamedTuple):
@@ -99,47 +78,7 @@ def ren_core(
     return RENCore(A, B1, B2, C1, D11, D12, E, Pcal, lam)
 
 
-def bounded_feedthrough(
-    supply: SupplyRate, free: StrictContraction | PositiveReal | None, dtype
-) -> tuple[Float[Array, "ny nu"], Float[Array, "nu nu"]]:
-    """``D22`` and ``𝓡 = R + S D22 + D22ᵀSᵀ + D22ᵀQ D22 ≻ 0`` for a supply rate.
-
-    ``Q ≺ 0``: ``D22 = −Q⁻¹Sᵀ + L_Q⁻¹ N L_R`` with ``N`` a strict contraction (zero if ``free``
-    is ``None``), so ``𝓡 = L_Rᵀ(I − NᵀN)L_R``. ``Q = 0``: ``D22 = S⁻¹(M − R/2)`` with ``M``
-    positive real, so ``𝓡 = M + Mᵀ``. Both are computed in the factored form shown.
-    """
-    if not supply.unit_gain:
-        M = free()
-        S, R = (jnp.asarray(A, dtype=dtype) for A in (supply.S, supply.R))
-        return jnp.linalg.solve(S, M - R / 2), M + M.T
-    f = supply.factors(dtype)
-    N = jnp.zeros((supply.ny, supply.nu), dtype) if free is None else free()
-    eye = jnp.eye(supply.nu, dtype=dtype)
-    return f.D22_offset + f.LQ_inv @ N @ f.LR, f.LR.T @ (eye - N.T @ N) @ f.LR
-
-
-def supply_gram(
-    supply: SupplyRate,
-    D22: Float[Array, "ny nu"],
-    Rcal: Float[Array, "nu nu"],
-    C2: Float[Array, "ny nx"],
-    D21: Float[Array, "ny nv"],
-    D12: Float[Array, "nv nu"],
-    B2: Float[Array, "nx nu"],
-) -> Float[Array, "2nx+nv 2nx+nv"]:
-    """What the supply rate adds to ``H``: ``Vᵀ𝓡⁻¹V − UᵀQU`` over ``(x, w, x⁺)``.
-
-    ``V = [M C2, M D21 − D̃12ᵀ, B̃2ᵀ]`` with ``M = D22ᵀQ + S``, and ``U = [C2, D21, 0]``.
-    """
-    dtype = D22.dtype
-    Q, S = (jnp.asarray(A, dtype=dtype) for A in (supply.Q, supply.S))
-    M = D22.T @ Q + S
-    V = jnp.concatenate([M @ C2, M @ D21 - D12.T, B2.T], axis=1)
-    U = jnp.concatenate([C2, D21, jnp.zeros_like(C2)], axis=1)
-    V = jsl.solve_triangular(jnp.linalg.cholesky(Rcal), V, lower=True)
-    return V.T @ V - U.T @ Q @ U
-
-
+@final
 class REN(AbstractRecurrentModel):
     """A REN with any supply rate (``None`` = contracting only).
 
@@ -149,12 +88,15 @@ class REN(AbstractRecurrentModel):
     Every value of the parameters gives a model that is contracting with rate ``alpha_bar`` and
     satisfies ``supply``; the certificate is the metric `certificate` with the diagonal IQC
     multiplier `multiplier` on ``σ``. Prefer the named variants `ContractingREN`,
-    `LipschitzREN`, `RobustREN` and `PassiveREN`.
+    `LipschitzREN`, `RobustREN` and `PassiveREN`. Its parts: the dense core ``X, p, Y`` (the
+    polar ``H``), the input/output couplings, the supply part ``feedthrough`` (its ``D22`` and
+    terms of ``H``; `r2dn.models.ren_supply`) and the equilibrium layer φ.
 
-    Options: ``feedthrough`` ("free", the default: a trainable ``D22``; "zero": ``D22 = 0``, or
+    Options (the rules shared with R2DN are `r2dn.models.base.check_options`):
+    ``feedthrough`` ("free", the default: a trainable ``D22``; "zero": ``D22 = 0``, or
     ``−Q⁻¹Sᵀ`` for a supply rate; a ``Q = 0`` rate needs "free"), ``init`` ("random" or
     "long_memory": ``A ≈ ᾱI`` at the start), ``identity_output`` (``y = x``; needs ``ny = nx``,
-    and for a supply rate ``S = 0`` and no feedthrough), ``activation`` σ (any in
+    and for a supply rate ``S = 0``; its feedthrough is "zero"), ``activation`` σ (any in
     `r2dn.networks.ACTIVATIONS`: monotone, slope in [0, 1]), ``eps`` (the margin ``ε > 0`` that
     makes the certificate strict), ``dtype``.
 
@@ -172,11 +114,10 @@ class REN(AbstractRecurrentModel):
     D12: Float[Array, "nv nu"]
     C2: Float[Array, "ny nx"] | None
     D21: Float[Array, "ny nv"] | None
-    D22: Matrix | StrictContraction | PositiveReal | None
+    feedthrough: AbstractRENSupply
     bx: Float[Array, " nx"]
     bv: Float[Array, " nv"]
     by: Float[Array, " ny"] | None
-    supply: SupplyRate | None = eqx.field(static=True)
     alpha_bar: float = eqx.field(static=True)
     eps: float = eqx.field(static=True)
     activation: str = eqx.field(static=True)
@@ -202,7 +143,7 @@ class REN(AbstractRecurrentModel):
         dtype=jnp.float32,
         key: PRNGKeyArray,
     ):
-        check_options(
+        feedthrough = check_options(
             sizes=dict(nu=nu, nx=nx, nv=nv, ny=ny),
             supply=supply,
             alpha_bar=alpha_bar,
@@ -213,19 +154,7 @@ class REN(AbstractRecurrentModel):
             eps=eps,
             dtype=dtype,
         )
-        feedthrough = feedthrough or ("zero" if identity_output else "free")
-        bounded = supply is not None
-        if bounded and not supply.unit_gain and feedthrough == "zero":
-            raise ValueError(
-                "A supply rate with Q = 0 (passivity) needs feedthrough='free': its D22 must "
-                "make R + S D22 + D22ᵀSᵀ positive definite, so it cannot be fixed."
-            )
-        if identity_output and (feedthrough == "free" or (bounded and np.any(supply.S))):
-            raise ValueError(
-                "identity_output needs feedthrough='zero' and, with a supply rate, S = 0: "
-                "otherwise D22 ≠ 0 and y could not equal x."
-            )
-        self.supply, self.alpha_bar, self.eps = supply, float(alpha_bar), float(eps)
+        self.alpha_bar, self.eps = float(alpha_bar), float(eps)
         self.activation = activation
         self.nu, self.nx, self.nv, self.ny = nu, nx, nv, ny
 
@@ -237,14 +166,9 @@ class REN(AbstractRecurrentModel):
         self.D21 = None if identity_output else normal(ny, nv)
         self.bx, self.bv = jnp.zeros(nx, dtype), jnp.zeros(nv, dtype)
         self.by = None if identity_output else jnp.zeros(ny, dtype)
-        if feedthrough == "zero":
-            self.D22 = None
-        elif not bounded:
-            self.D22 = jnp.zeros((ny, nu), dtype)
-        elif supply.unit_gain:
-            self.D22 = StrictContraction(ny, nu, key=next(keys), eps=eps, dtype=dtype)
-        else:
-            self.D22 = PositiveReal(nu, key=next(keys), eps=eps, dtype=dtype)
+        self.feedthrough = supply_part(supply)(
+            supply, feedthrough, nu, ny, key=next(keys), eps=eps, dtype=dtype
+        )
 
         if init == "random":
             self.X = normal(2 * nx + nv, 2 * nx + nv)
@@ -294,31 +218,30 @@ class REN(AbstractRecurrentModel):
     def dtype(self) -> jnp.dtype:
         return self.Y.dtype
 
-    def _output(self) -> tuple[Array, Array, Array, Array | None]:
-        """``C2, D21, D22`` in explicit form and ``𝓡`` (``None`` when contracting only)."""
+    @property
+    def supply(self) -> SupplyRate | None:
+        return self.feedthrough.supply
+
+    def _output(self) -> tuple[Array, Array]:
+        """``C2`` and ``D21`` in explicit form (``C2 = I`` for an identity output)."""
         dtype = self.dtype
         C2 = jnp.eye(self.nx, dtype=dtype) if self.C2 is None else self.C2
         D21 = jnp.zeros((self.ny, self.nv), dtype) if self.D21 is None else self.D21
-        if self.supply is not None:
-            return C2, D21, *bounded_feedthrough(self.supply, self.D22, dtype)
-        D22 = jnp.zeros((self.ny, self.nu), dtype) if self.D22 is None else self.D22
-        return C2, D21, D22, None
+        return C2, D21
 
     def _supply_gram(self) -> Float[Array, "2nx+nv 2nx+nv"]:
         """The supply rate's part of ``H`` (zero when contracting only)."""
-        C2, D21, D22, Rcal = self._output()
-        if self.supply is None:
-            n = 2 * self.nx + self.nv
-            return jnp.zeros((n, n), self.dtype)
-        return supply_gram(self.supply, D22, Rcal, C2, D21, self.D12, self.B2)
+        return self.feedthrough.gram(*self._output(), self.D12, self.B2)
 
     def _core(self) -> RENCore:
         H = polar_gram(self.X, self.p, self.eps) + self._supply_gram()
         return ren_core(H, self.Y, self.B2, self.D12, alpha_bar=self.alpha_bar)
 
     def explicit(self) -> ExplicitSystem:
-        core = self._core()
-        C2, D21, D22, _ = self._output()
+        return self._explicit(self._core())
+
+    def _explicit(self, core: RENCore) -> ExplicitSystem:
+        C2, D21 = self._output()
         by = jnp.zeros(self.ny, self.dtype) if self.by is None else self.by
         return ExplicitSystem(
             A=core.A,
@@ -328,7 +251,7 @@ class REN(AbstractRecurrentModel):
             C2=C2,
             D12=core.D12,
             D21=D21,
-            D22=D22,
+            D22=self.feedthrough.feedthrough(self.dtype),
             bx=self.bx,
             bv=self.bv,
             by=by,
@@ -343,13 +266,14 @@ class REN(AbstractRecurrentModel):
         """The diagonal of the IQC multiplier ``Λ ≻ 0`` on ``2Δwᵀ Λ (Δv − Δw) ≥ 0``."""
         return self._core().multiplier
 
-    def multiplier_data(self) -> dict[str, Array]:
-        """``D11`` and ``Λ``, the extra data of the REN dissipation check (`check_lmi`)."""
+    def certificate_data(self) -> CertificateData:
+        """The explicit system, ``P``, and ``D11`` with the multiplier ``Λ`` of the equilibrium."""
         core = self._core()
-        return {"D11": core.D11, "multiplier": core.multiplier}
+        P = congruence_metric(core.E, core.Pcal)
+        return CertificateData(self._explicit(core), P, D11=core.D11, multiplier=core.multiplier)
 
 
-class ContractingREN(REN):
+def ContractingREN(nu: int, nx: int, nv: int, ny: int, **kwargs) -> REN:
     """A REN that is contracting with rate ``alpha_bar``; ``D22`` is free.
 
     >>> import jax, jax.numpy as jnp
@@ -358,12 +282,10 @@ class ContractingREN(REN):
     >>> y.shape
     (10, 1)
     """
-
-    def __init__(self, nu: int, nx: int, nv: int, ny: int, **kwargs):
-        super().__init__(nu, nx, nv, ny, supply=None, **kwargs)
+    return REN(nu, nx, nv, ny, supply=None, **kwargs)
 
 
-class LipschitzREN(REN):
+def LipschitzREN(nu: int, nx: int, nv: int, ny: int, *, gamma: float, **kwargs) -> REN:
     """A contracting REN with ``‖Δy‖ ≤ γ‖Δu‖`` over any horizon (``Q = −I/γ, S = 0, R = γI``).
 
     >>> import jax
@@ -371,12 +293,10 @@ class LipschitzREN(REN):
     >>> model.supply.gamma
     2.0
     """
-
-    def __init__(self, nu: int, nx: int, nv: int, ny: int, *, gamma: float, **kwargs):
-        super().__init__(nu, nx, nv, ny, supply=SupplyRate.lipschitz(gamma, nu, ny), **kwargs)
+    return REN(nu, nx, nv, ny, supply=SupplyRate.lipschitz(gamma, nu, ny), **kwargs)
 
 
-class RobustREN(REN):
+def RobustREN(nu: int, nx: int, nv: int, ny: int, *, Q, S, R, **kwargs) -> REN:
     """A contracting REN satisfying the incremental (Q, S, R) supply rate.
 
     ``Q`` (ny×ny) must be negative definite with ``R − S Q⁻¹ Sᵀ`` positive definite, or zero
@@ -389,12 +309,19 @@ class RobustREN(REN):
     >>> check_lmi(model).holds
     True
     """
-
-    def __init__(self, nu: int, nx: int, nv: int, ny: int, *, Q, S, R, **kwargs):
-        super().__init__(nu, nx, nv, ny, supply=SupplyRate(Q, S, R), **kwargs)
+    return REN(nu, nx, nv, ny, supply=SupplyRate(Q, S, R), **kwargs)
 
 
-class PassiveREN(REN):
+def PassiveREN(
+    nu: int,
+    nx: int,
+    nv: int,
+    ny: int,
+    *,
+    nu_index: float = 0.0,
+    rho_index: float = 0.0,
+    **kwargs,
+) -> REN:
     """An incrementally passive REN: ``Σ Δyᵀ Δu ≥ ν Σ|Δu|² + ρ Σ|Δy|²`` from equal states.
 
     ``nu_index`` (ν) and ``rho_index`` (ρ) are the input and output passivity indices, both
@@ -406,22 +333,8 @@ class PassiveREN(REN):
     >>> model.supply.S.tolist()
     [[0.5, 0.0], [0.0, 0.5]]
     """
-
-    def __init__(
-        self,
-        nu: int,
-        nx: int,
-        nv: int,
-        ny: int,
-        *,
-        nu_index: float = 0.0,
-        rho_index: float = 0.0,
-        **kwargs,
-    ):
-        check_sizes(nu=nu, ny=ny)
-        if nu != ny:
-            raise ValueError(
-                f"A passive REN needs as many outputs as inputs; got nu={nu}, ny={ny}."
-            )
-        supply = SupplyRate.passive(nu, nu_index=nu_index, rho_index=rho_index)
-        super().__init__(nu, nx, nv, ny, supply=supply, **kwargs)
+    check_sizes(nu=nu, ny=ny)
+    if nu != ny:
+        raise ValueError(f"A passive REN needs as many outputs as inputs; got nu={nu}, ny={ny}.")
+    supply = SupplyRate.passive(nu, nu_index=nu_index, rho_index=rho_index)
+    return REN(nu, nx, nv, ny, supply=supply, **kwargs)

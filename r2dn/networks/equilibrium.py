@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from r2dn.networks.activations import get_activation
+from r2dn.networks.base import AbstractNonlinearity
 
 
 def forward_substitution(
@@ -74,7 +75,7 @@ def _solve_bwd(activation, residuals, g):
 solve_equilibrium.defvjp(_solve_fwd, _solve_bwd)
 
 
-class EquilibriumLayer(eqx.Module):
+class EquilibriumLayer(AbstractNonlinearity):
     """The map ``b ↦ w`` with ``w = σ(D11 w + b)``: the nonlinearity φ of a REN.
 
     ``D11`` is stored strictly lower triangular (anything on or above the diagonal is dropped).

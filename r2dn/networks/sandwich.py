@@ -6,6 +6,7 @@ any activation with slope in [0, 1]. Every module here has an ``explicit()`` for
 matrices it is evaluated with, computed once and reused over a whole sequence.
 """
 
+import abc
 import math
 from collections.abc import Iterable, Sequence
 
@@ -14,9 +15,10 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from r2dn.networks._init import lecun_normal
+from r2dn.initializers import lecun_normal
 from r2dn.networks.activations import get_activation
-from r2dn.parameterizations._linalg import cayley, frobenius
+from r2dn.networks.base import AbstractNonlinearity, DenseChain
+from r2dn.parameterizations import cayley, frobenius
 
 #: ``d`` is clipped to this range before ``Ψ = exp(d)`` so that ``Ψ`` and ``Ψ⁻¹`` stay finite.
 LOG_PSI_RANGE = 8.0
@@ -111,7 +113,7 @@ def apply_dense(layer: DenseWeights, activation: str, h: Float[Array, "... p"]) 
     return get_activation(activation)(h @ layer.W_in.T + layer.b) @ layer.W_out
 
 
-class ExplicitLBDN(eqx.Module):
+class ExplicitLBDN(AbstractNonlinearity):
     """An LBDN as the plain network it evaluates (row vectors, ``L`` hidden layers):
 
         h ↦ σ(⋯σ(h W₀ + b₀) W₁ + b₁ ⋯) W_L + b_L.
@@ -131,12 +133,42 @@ class ExplicitLBDN(eqx.Module):
             h = sigma(h @ W + b)
         return h @ self.weights[-1] + self.biases[-1]
 
+    def dense_chain(self) -> DenseChain:
+        return DenseChain(self.weights, self.biases, self.activation)
+
+
+class AbstractGain(eqx.Module):
+    """The Lipschitz bound γ of an `LBDN`: `FixedGain` or `TrainableGain`."""
+
+    @abc.abstractmethod
+    def log_gamma(self, dtype) -> Float[Array, ""]:
+        """``log γ`` as an array of ``dtype``."""
+
+
+class FixedGain(AbstractGain):
+    """A fixed γ, kept as a Python float: not an array, so never trained (and constructible
+    under ``jit`` and ``vmap``)."""
+
+    log_value: float
+
+    def log_gamma(self, dtype) -> Float[Array, ""]:
+        return jnp.asarray(self.log_value, dtype=dtype)
+
+
+class TrainableGain(AbstractGain):
+    """A trainable γ: ``log γ`` is a parameter."""
+
+    log_value: Float[Array, ""]
+
+    def log_gamma(self, dtype) -> Float[Array, ""]:
+        return self.log_value.astype(dtype)
+
 
 class LBDN(eqx.Module):
     """A γ-Lipschitz deep network: Sandwich layers, then a linear 1-Lipschitz output layer.
 
     The input and output are scaled by ``√γ``. With ``trainable_gamma=True``, ``log γ`` is a
-    trainable parameter; otherwise γ is a fixed Python float (not a leaf, so never trained).
+    trainable parameter (`TrainableGain`); otherwise γ is fixed (`FixedGain`).
 
     >>> import jax, jax.numpy as jnp
     >>> net = LBDN(2, (16, 16), 1, gamma=3.0, key=jax.random.key(0))
@@ -148,7 +180,7 @@ class LBDN(eqx.Module):
 
     layers: tuple[SandwichLayer, ...]
     output: LipschitzLinear
-    log_gamma: Float[Array, ""] | float
+    gain: AbstractGain
 
     def __init__(
         self,
@@ -183,13 +215,16 @@ class LBDN(eqx.Module):
             for n_in, n_out, k in zip(sizes[:-1], sizes[1:], keys[:-1], strict=True)
         )
         self.output = LipschitzLinear(sizes[-1], out_size, key=keys[-1], dtype=dtype)
-        # A Python float when fixed, so that construction also works under jit and vmap.
         log_gamma = math.log(gamma)
-        self.log_gamma = jnp.asarray(log_gamma, dtype=dtype) if trainable_gamma else log_gamma
+        self.gain = (
+            TrainableGain(jnp.asarray(log_gamma, dtype=dtype))
+            if trainable_gamma
+            else FixedGain(log_gamma)
+        )
 
     @property
     def gamma(self) -> Float[Array, ""]:
-        return jnp.exp(self.log_gamma)
+        return jnp.exp(self.gain.log_gamma(self.output.b.dtype))
 
     @property
     def activation(self) -> str:
@@ -197,7 +232,7 @@ class LBDN(eqx.Module):
 
     def explicit(self) -> ExplicitLBDN:
         W, b = self.output.explicit()
-        sqrt_gamma = jnp.exp(0.5 * jnp.asarray(self.log_gamma, dtype=W.dtype))
+        sqrt_gamma = jnp.exp(0.5 * self.gain.log_gamma(W.dtype))
         dense = [layer.explicit() for layer in self.layers]
         # Matrix k maps activation k to pre-activation k + 1: the output matrix of one layer
         # times the input matrix of the next. The first and the last matrix carry √γ each.

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from r2dn.networks._init import lecun_normal
+from r2dn.initializers import lecun_normal
 from r2dn.parameterizations._linalg import strict_contraction
 
 

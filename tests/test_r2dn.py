@@ -22,7 +22,7 @@ VARIANTS = ("contracting", "lipschitz", "lipschitz-free", "robust", "robust-free
 def build(variant: str, nu, nx, nv, ny, hidden, *, seed: int, **kwargs) -> R2DN:
     key = jax.random.key(seed)
     kwargs.setdefault("dtype", jnp.float64)
-    feedthrough = "free" if variant.endswith("-free") else None
+    feedthrough = "free" if variant.endswith("-free") else "zero"
     if variant == "contracting":
         return ContractingR2DN(nu, nx, nv, ny, hidden, key=key, **kwargs)
     if variant.startswith("lipschitz"):

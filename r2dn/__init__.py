@@ -1,4 +1,12 @@
-"""r2dn: recurrent networks that are contracting and robust by construction, in JAX."""
+"""r2dn: recurrent networks that are contracting and robust by construction, in JAX.
+
+The package is layered; a module imports only from layers below its own (import-linter checks
+this in ``make test``; see docs/architecture.md):
+
+    shared utilities (initializers, data, metrics, plots, _files)
+    → parameterizations → networks → simulation → models → registry
+    → io, certificates and examples → training → cli (and demo), and the experiments.
+"""
 
 from r2dn.io import TrainedModel, load_model, save_model
 from r2dn.models import (

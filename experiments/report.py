@@ -250,52 +250,97 @@ def loss_figure(experiment: str, results: list[dict[str, Any]], path: Path) -> P
     return _save(fig, path)
 
 
-def prediction_figure(experiment: str, results: list[dict[str, Any]], path: Path) -> Path:
-    """Each model's (first seed's) behaviour on the test data against the truth."""
-    first = {}
+@dataclasses.dataclass(frozen=True)
+class PredictionPlot:
+    """What one experiment's prediction figure shows: the keys of a run's ``"prediction"``.
+
+    Labels are formatted with the run's ``prediction`` entries, ``FAMILY`` (upper case) and
+    ``model``; ``panels`` names an entry with one label per panel, each curve then being one
+    row per panel.
+    """
+
+    title: str
+    xlabel: str
+    ylabel: str
+    truth: str = "y"
+    truth_label: str = "truth"
+    truth_style: str = "k"
+    estimate: str = "y_hat"
+    estimate_label: str = "{FAMILY}"
+    x: str | None = None  # the abscissa; the step when None
+    panels: str | None = None
+    panel_label: str = "{}"
+    largest: bool = False  # each family's largest model, else its first seed
+    ylim: tuple[float, float] | None = None
+
+
+PREDICTION_PLOTS = {
+    "f16": PredictionPlot(
+        title="Free simulation on the first validation record (level 2)",
+        xlabel="step after the washout",
+        ylabel="normalised output",
+        truth_label="{channel} (measured)",
+    ),
+    "pde_observer": PredictionPlot(
+        title="Observer estimates from x̂₀ = 0 on the test trajectory (ξ₀ = 1)",
+        xlabel="step",
+        ylabel="",
+        truth_label="ξ (truth)",
+        panels="nodes",
+        panel_label="node {}",
+    ),
+    "youla": PredictionPlot(
+        title="Closed-loop response to the first test disturbance (w clipped in view)",
+        xlabel="step",
+        ylabel="performance output z",
+        truth="w",
+        truth_label="disturbance w",
+        truth_style="k:",
+        estimate="z",
+        estimate_label="z, {FAMILY} Q",
+        ylim=(-3, 3),
+    ),
+    "scaling": PredictionPlot(
+        title="One-step map on the validation grid (u = 1), largest model of each family",
+        xlabel="x",
+        ylabel="x⁺",
+        truth_label="f(x, 1)",
+        estimate_label="{model}",
+        x="x",
+        largest=True,
+    ),
+}
+
+
+def _draw(ax, plot: PredictionPlot, prediction: dict, key: str, panel: int, *style, **kwargs):
+    """One curve of a prediction figure (its row ``panel`` when the figure has panels)."""
+    values = prediction[key][panel] if plot.panels else prediction[key]
+    ax.plot(*([prediction[plot.x]] if plot.x else []), values, *style, **kwargs)
+
+
+def prediction_figure(plot: PredictionPlot, results: list[dict[str, Any]], path: Path) -> Path:
+    """Each model's behaviour on the test data against the truth, as ``plot`` describes."""
+    chosen = {}
     for r in sorted(results, key=lambda r: r["seed"]):
         family = _family(r)
-        if experiment == "scaling":  # the most expressive size of each family
-            if family not in first or r["size"] > first[family]["size"]:
-                first[family] = r
-        else:
-            first.setdefault(family, r)
-    if experiment == "pde_observer":
-        nodes = next(iter(first.values()))["prediction"]["nodes"]
-        fig = Figure(figsize=(10, 3.2 * len(nodes)), layout="constrained")
-        axes = fig.subplots(len(nodes), 1, squeeze=False)[:, 0]
-        for i, (ax, node) in enumerate(zip(axes, nodes, strict=True)):
-            ax.plot(next(iter(first.values()))["prediction"]["y"][i], "k", label="ξ (truth)")
-            for family, r in first.items():
-                ax.plot(r["prediction"]["y_hat"][i], color=COLOURS[family], label=family.upper())
-            ax.set(ylabel=f"node {node}", xlabel="step")
-            ax.legend()
-        fig.suptitle("Observer estimates from x̂₀ = 0 on the test trajectory (ξ₀ = 1)")
-        return _save(fig, path)
-    fig = Figure(figsize=(10, 4), layout="constrained")
-    ax = fig.subplots()
-    any_run = next(iter(first.values()))["prediction"]
-    if experiment == "youla":
-        ax.plot(any_run["w"], "k:", label="disturbance w")
-        for family, r in first.items():
-            ax.plot(r["prediction"]["z"], color=COLOURS[family], label=f"z, {family.upper()} Q")
-        ax.set(xlabel="step", ylabel="performance output z", ylim=(-3, 3))
-        fig.suptitle("Closed-loop response to the first test disturbance (w clipped in view)")
-    elif experiment == "scaling":
-        x = any_run["x"]
-        ax.plot(x, any_run["y"], "k", lw=2, label="f(x, 1)")
-        for family, r in first.items():
-            ax.plot(x, r["prediction"]["y_hat"], color=COLOURS[family], label=r["model"])
-        ax.set(xlabel="x", ylabel="x⁺")
-        fig.suptitle("One-step map on the validation grid (u = 1), largest model of each family")
-    else:
-        ax.plot(any_run["y"], "k", label=f"{any_run['channel']} (measured)")
-        for family, r in first.items():
-            ax.plot(r["prediction"]["y_hat"], color=COLOURS[family], label=family.upper())
-        ax.set(xlabel="step after the washout", ylabel="normalised output")
-        fig.suptitle("Free simulation on the first validation record (level 2)")
-    ax.grid(alpha=0.3)
-    ax.legend()
+        if family not in chosen or (plot.largest and r["size"] > chosen[family]["size"]):
+            chosen[family] = r
+    any_run = next(iter(chosen.values()))["prediction"]
+    labels = any_run[plot.panels] if plot.panels else [None]
+    fig = Figure(figsize=(10, 4 if len(labels) == 1 else 3.2 * len(labels)), layout="constrained")
+    axes = fig.subplots(len(labels), 1, squeeze=False)[:, 0]
+    fields = {k: v for k, v in any_run.items() if isinstance(v, str)}
+    for i, (ax, label) in enumerate(zip(axes, labels, strict=True)):
+        truth_label = plot.truth_label.format(**fields)
+        _draw(ax, plot, any_run, plot.truth, i, plot.truth_style, label=truth_label)
+        for family, r in chosen.items():
+            name = plot.estimate_label.format(FAMILY=family.upper(), model=r["model"])
+            _draw(ax, plot, r["prediction"], plot.estimate, i, color=COLOURS[family], label=name)
+        ylabel = plot.panel_label.format(label) if plot.panels else plot.ylabel
+        ax.set(xlabel=plot.xlabel, ylabel=ylabel, ylim=plot.ylim)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(plot.title)
     return _save(fig, path)
 
 
@@ -333,7 +378,8 @@ def section(experiment: str, runs: list[dict[str, Any]], stem: Path, doc: Path) 
     lines = [table, "", "Deviations from the paper's protocol:", ""]
     lines += [f"- {line}" for line in deviations(experiment, runs)] or ["- none"]
     images = [loss_figure(experiment, runs, stem.with_name(f"{stem.name}_loss.png"))]
-    images.append(prediction_figure(experiment, runs, stem.with_name(f"{stem.name}_test.png")))
+    test_png = stem.with_name(f"{stem.name}_test.png")
+    images.append(prediction_figure(PREDICTION_PLOTS[experiment], runs, test_png))
     if experiment == "scaling":
         images.append(scaling_figure(runs, stem.with_name(f"{stem.name}_slopes.png")))
     return [*lines, "", *(f"![{p.stem}]({p.relative_to(doc.parent)})" for p in images)]

@@ -48,5 +48,9 @@ $(DOCS_STAMP): $(STAMP)
 docs: $(DOCS_STAMP)
 	$(BIN)/mkdocs build --strict
 
+# Serve the built site, screenshot it in headless Chromium (build/docs-check/) and check it.
+docs-check: docs
+	$(BIN)/python docs/check_site.py --site site --out build/docs-check
+
 wheel-check: $(DOCS_STAMP)
 	bash docs/wheel_check.sh $(BIN)/python

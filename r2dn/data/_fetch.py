@@ -101,6 +101,7 @@ def _download(remote: Remote, folder: Path, names: list[str]) -> None:
             f"it was not kept. " + _by_hand(remote, folder)
         ) from error
     except zipfile.BadZipFile as error:
+        shutil.rmtree(folder / f"{remote.fname}.unzip", ignore_errors=True)
         (folder / remote.fname).unlink(missing_ok=True)
         raise DownloadError(
             f"The download from {remote.url} is not the zip archive {remote.fname} ({error}); "

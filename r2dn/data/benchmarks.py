@@ -31,6 +31,7 @@ array([0.])
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import as_file, files
@@ -234,9 +235,9 @@ def _find(root: Path, candidates: Sequence[str], title: str) -> Path:
     for name in candidates:
         if (root / name).is_file():
             return root / name
-        found = sorted(root.rglob(name))
-        if found:
-            return found[0]
+        for folder, _, file_names in sorted(os.walk(root, followlinks=True)):
+            if name in file_names:
+                return Path(folder) / name
     raise FileNotFoundError(
         f"{title} benchmark file {' or '.join(candidates)} not found in {root} or its "
         f"subfolders; point root= at the folder holding it"

@@ -263,3 +263,14 @@ def test_from_io_data_rejects_bad_objects():
         from_io_data([InputOutputData(np.zeros(3), np.zeros(3), t) for t in (0.1, 0.2)])
     with pytest.raises(ValueError, match="different lengths"):
         from_io_data([InputOutputData(np.zeros(n), np.zeros(n), 0.1) for n in (3, 4)])
+
+
+def test_a_file_that_is_not_a_mat_file(tmp_path):
+    (tmp_path / "DATAUNIF.MAT").write_text("<html>moved</html>")
+    with pytest.raises(ValueError, match=r"cannot be read as a MAT file of the coupled electric"):
+        load("ced", tmp_path)
+
+
+def test_empty_cache_without_download_says_how_to_supply_the_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"not in the cache .* pass root= the folder"):
+        load("silverbox", cache_dir=tmp_path, download=False)

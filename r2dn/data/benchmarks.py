@@ -193,7 +193,14 @@ def _columns(
     if path.suffix.lower() == ".mat":
         import scipy.io  # a dependency of jax
 
-        content = {k: v for k, v in scipy.io.loadmat(path).items() if not k.startswith("__")}
+        try:
+            content = scipy.io.loadmat(path)
+        except (scipy.io.matlab.MatReadError, ValueError, OSError, NotImplementedError) as error:
+            raise ValueError(
+                f"{path} cannot be read as a MAT file of the {title} benchmark ({error}); "
+                f"delete it, and pass root= a folder holding the benchmark's own files"
+            ) from error
+        content = {k: v for k, v in content.items() if not k.startswith("__")}
         _check_columns(path, [*names, *constants], sorted(content), title)
         get = lambda n: np.ravel(content[n]).astype(float)  # noqa: E731
         return {n: get(n) for n in names}, {n: float(get(n)[0]) for n in constants}
@@ -214,12 +221,17 @@ def _check_columns(path: Path, wanted: list[str], available: list[str], title: s
 
 
 def _record(
-    columns: Mapping[str, np.ndarray], inputs: Sequence[str], outputs: Sequence[str], dt: float
+    columns: Mapping[str, np.ndarray],
+    inputs: Sequence[str],
+    outputs: Sequence[str],
+    dt: float,
+    names: tuple[tuple[str, ...], tuple[str, ...]] | None = None,
 ) -> SequenceData:
-    """One record (batch 1) of the named columns."""
+    """One record (batch 1) of the named columns; channel `names` default to the columns'."""
     u = np.stack([columns[n] for n in inputs], axis=-1)
     y = np.stack([columns[n] for n in outputs], axis=-1)
-    return SequenceData(u[None], y[None], dt, tuple(inputs), tuple(outputs))
+    input_names, output_names = names or (tuple(inputs), tuple(outputs))
+    return SequenceData(u[None], y[None], dt, input_names, output_names)
 
 
 def _need(data: SequenceData, steps: int, path: Path, title: str) -> None:
@@ -291,10 +303,11 @@ def _wiener_hammerstein(paths: list[Path]) -> tuple[SequenceData, dict[str, Sequ
 def _cascaded_tanks(paths: list[Path]) -> tuple[SequenceData, dict[str, SequenceData]]:
     (path,) = paths
     columns, constants = _columns(path, ("uEst", "uVal", "yEst", "yVal"), "cascaded tanks", ["Ts"])
-    columns |= {"u": columns["uEst"], "y": columns["yEst"]}
-    train = _record(columns, ["u"], ["y"], constants["Ts"])
-    columns |= {"u": columns["uVal"], "y": columns["yVal"]}
-    return train, {"test": _record(columns, ["u"], ["y"], constants["Ts"])}
+    train, test = (
+        _record(columns, [f"u{part}"], [f"y{part}"], constants["Ts"], names=(("u",), ("y",)))
+        for part in ("Est", "Val")
+    )
+    return train, {"test": test}
 
 
 _F16_INPUTS = ("Force", "Voltage")
@@ -363,8 +376,7 @@ def _ced(paths: list[Path]) -> tuple[SequenceData, dict[str, SequenceData]]:
     # u11, z11: low input amplitude; u12, z12: high; z: pulley speed (ticks/s)
     columns, _ = _columns(path, ("u11", "u12", "z11", "z12"), "coupled electric drives")
     low, high = (
-        _record({"u": columns[f"u1{k}"], "y": columns[f"z1{k}"]}, ["u"], ["y"], dt=0.02)
-        for k in (1, 2)
+        _record(columns, [f"u1{k}"], [f"z1{k}"], dt=0.02, names=(("u",), ("y",))) for k in (1, 2)
     )
     _need(low, 401, path, "coupled electric drives")
     (low_train, low_test), (high_train, high_test) = low.split(400), high.split(400)

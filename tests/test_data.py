@@ -2,9 +2,6 @@
 
 import dataclasses
 import json
-import shutil
-import time
-import zipfile
 from pathlib import Path
 
 import hypothesis.extra.numpy as hnp
@@ -18,11 +15,8 @@ from hypothesis import strategies as st
 from r2dn.data import (
     Normalizer,
     SequenceData,
-    load_cascaded_tanks,
     load_csv,
-    load_f16,
     load_npz,
-    loaders,
 )
 
 
@@ -246,11 +240,11 @@ def test_load_csv_errors(tmp_path):
         load_csv(path, ["x"], ["a"], dt=1.0)
     with pytest.raises(ValueError, match=r"d\.csv: output channel 'b' .* step 1"):
         load_csv(path, ["a"], ["b"], dt=1.0)
-    with pytest.raises(ValueError, match="exactly one of dt="):
-        load_csv(path, ["a"], ["c"])
+    with pytest.raises(ValueError, match="at most one of dt="):
+        load_csv(path, ["a"], ["c"], dt=1.0, dt_column="Ts")
     with pytest.raises(TypeError, match=r"sequence of column names, e.g. \['a'\]"):
         load_csv(path, "a", ["c"], dt=1.0)
-    with pytest.raises(ValueError, match="first row of 'a' must be a number"):
+    with pytest.raises(ValueError, match=r"e\.csv line 2, column 'a' is empty"):
         load_csv(write_benchmark_csv(tmp_path / "e.csv", [",2,3,1"]), ["b"], ["c"], dt_column="a")
 
 
@@ -265,134 +259,113 @@ def test_load_npz_round_trip(tmp_path, batch_shape):
         load_npz(tmp_path / "d.npz", dt=0.1)
 
 
-# --- benchmarks ---------------------------------------------------------------------------------
+# --- CSV quirks of real files -------------------------------------------------------------------
 
 
-F16_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "f16gvt"
-F16_FILES = sorted(
-    [f"F16Data_FullMSine_Level{k}.csv" for k in (1, 3, 5, 7)]
-    + [f"F16Data_FullMSine_Level{k}_Validation.csv" for k in (2, 4, 6)]
+def test_load_csv_reads_quoted_numbers_bom_and_crlf(tmp_path):
+    path = tmp_path / "q.csv"
+    path.write_bytes('\ufeff"u","y"\r\n"1.5",2\r\n3,"-4e-1"\r\n'.encode())
+    data = load_csv(path, ["u"], ["y"], dt=1.0)
+    np.testing.assert_array_equal(data.u[0, :, 0], [1.5, 3])
+    np.testing.assert_array_equal(data.y[0, :, 0], [2, -0.4])
+
+
+@pytest.mark.parametrize(("header", "dt"), [("Ts", 0.25), ("dt", 0.25), ("fs", 4.0), ("Fs", 4.0)])
+def test_load_csv_reads_sampling_time_column(tmp_path, header, dt):
+    path = tmp_path / "d.csv"
+    path.write_text(f'"a","b","{header}",\n1,2,{dt},\n3,4,,\n')
+    assert load_csv(path, ["a"], ["b"]).dt == 0.25
+    rate = tmp_path / "r.csv"
+    rate.write_text('"a","b","rate",\n1,2,8,\n3,4,,\n')
+    assert load_csv(rate, ["a"], ["b"], fs_column="rate").dt == 0.125
+    with pytest.raises(ValueError, match="no sampling-time column .* pass dt="):
+        load_csv(rate, ["a"], ["b"])
+
+
+@pytest.mark.parametrize(
+    ("text", "kwargs", "message"),
+    [
+        ('"u","y",\n1,2,\n3,4,5,\n', {}, r"line 3 has 4 fields but the header \(line 1\) has 2"),
+        ('"u","y"\n1,"2"\n3\n', {}, r"line 3 has 1 fields but the header"),
+        ('"u","y",\n', {}, r"has a header \(line 1\) but no data rows"),
+        ("", {}, "no header row of column names on line 1"),
+        (
+            '"u","u","y"\n1,2,3\n',
+            {},
+            r"column 'u' appears 2 times in the header \(columns \[1, 2\]\)",
+        ),
+        ('"u","y"\n1,2\n3,x\n', {}, r"line 3, column 'y' is 'x', not a number"),
+        ('"u","y"\n1,2\n', {"outputs": ["u"]}, r"\['u'\] given as both input and output"),
+        ('"u","y"\n1,2\n', {"inputs": ["u", "u"]}, r"inputs name the column\(s\) \['u'\] more"),
+    ],
 )
+def test_load_csv_rejects_bad_files_naming_the_line(tmp_path, text, kwargs, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        load_csv(path, **({"inputs": ["u"], "outputs": ["y"], "dt": 1.0} | kwargs))
 
 
-@pytest.fixture(scope="module")
-def f16_dir() -> Path:
-    if not F16_DIR.is_dir():
-        pytest.skip(f"F-16 benchmark data not found at {F16_DIR}")
-    return F16_DIR
+def test_load_csv_names_file_and_line_of_latin1_text(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes('"u","y"\n1,2\n3,4\n"température",5\n'.encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin\.csv line 4 is not utf-8 text .* 'latin-1'"):
+        load_csv(path, ["u"], ["y"], dt=1.0)
+    path.write_bytes('"u","y°"\n1,2\n'.encode("latin-1"))
+    assert load_csv(path, ["u"], ["y°"], dt=1.0, encoding="latin-1").output_names == ("y°",)
 
 
-def test_load_cascaded_tanks():
-    estimation, validation = load_cascaded_tanks()
-    for data in (estimation, validation):
-        assert (data.u.shape, data.y.shape, data.dt) == ((1, 1024, 1), (1, 1024, 1), 4.0)
-        assert (data.input_names, data.output_names) == (("u",), ("y",))
-    # the first row of the benchmark file, in its column order uEst, uVal, yEst, yVal
+def test_load_csv_several_files_and_row_ranges(tmp_path):
+    paths = [
+        write_benchmark_csv(tmp_path / f"{k}.csv", [f"{k},{k + 1},0,1", "5,6,7,", "8,9,0,"])
+        for k in (1, 2)
+    ]
+    data = load_csv(paths, ["a"], ["b"])  # dt from the Ts column of each file
+    assert (data.batch, data.length, data.dt) == (2, 3, 1.0)
+    np.testing.assert_array_equal(data.u[:, 0, 0], [1, 2])
+    part = load_csv(paths, ["a"], ["b"], rows=(1, None))
+    np.testing.assert_array_equal(part.u[0, :, 0], [5, 8])
+    short = write_benchmark_csv(tmp_path / "short.csv", ["1,2,3,1"])
+    with pytest.raises(ValueError, match=r"short\.csv: records have different lengths \[3, 1\]"):
+        load_csv([paths[0], short], ["a"], ["b"])
+    assert load_csv([paths[0], short], ["a"], ["b"], truncate=True).length == 1
+    slow = write_benchmark_csv(tmp_path / "slow.csv", ["1,2,3,2", "4,5,6,"])
+    with pytest.raises(ValueError, match="different sampling times"):
+        load_csv([paths[0], slow], ["a"], ["b"])
+    with pytest.raises(ValueError, match=r"time slice \[0, 9\) is outside the data .* T = 3"):
+        load_csv(paths[0], ["a"], ["b"], rows=(0, 9))
+
+
+# --- splits -------------------------------------------------------------------------------------
+
+
+def test_split_and_time_slice_partition_the_records():
+    data = make_data(steps=10)
+    train, validation, test = data.split(6, 8)
+    assert [train.length, validation.length, test.length] == [6, 2, 2]
     np.testing.assert_array_equal(
-        [
-            estimation.u[0, 0, 0],
-            validation.u[0, 0, 0],
-            estimation.y[0, 0, 0],
-            validation.y[0, 0, 0],
-        ],
-        [3.2567, 0.97619, 5.205, 4.9728],
+        np.concatenate([p.u for p in (train, validation, test)], 1), data.u
     )
-    np.testing.assert_array_equal(estimation.y[0, -1], [3.6831])
+    np.testing.assert_array_equal(data.time_slice(3).y, data.y[:, 3:])
+    assert train.dt == data.dt and test.output_names == data.output_names
 
 
-def check_f16(train, validation, norm, f16_dir):
-    assert train.u.shape == (4, 73728, 2) and train.y.shape == (4, 73728, 3)
-    assert validation.u.shape == (3, 73728, 2) and validation.y.shape == (3, 73728, 3)
-    assert train.dt == validation.dt == 1 / 400
-    assert validation.input_names == ("Force", "Voltage")
-    assert validation.output_names == ("Acceleration1", "Acceleration2", "Acceleration3")
-    level4_file = f16_dir / "F16Data_FullMSine_Level4_Validation.csv"
-    level4 = np.loadtxt(level4_file, delimiter=",", skiprows=1, usecols=range(5))
-    np.testing.assert_array_equal(validation.u[1], level4[:, :2])  # order: levels 2, 4, 6
-    np.testing.assert_allclose(norm.u_mean, level4[:, :2].mean(axis=0))
-    np.testing.assert_allclose(norm.y_std, level4[:, 2:].std(axis=0))
+@pytest.mark.parametrize(
+    ("points", "message"),
+    [
+        ((10,), r"split point 10 is outside the data: .* T = 10 .* 1\.\.9"),
+        ((0,), "split point 0 is outside the data"),
+        ((-3,), "split point -3 is outside the data"),
+        ((6, 4), r"split points must increase, got \[6, 4\]"),
+        ((), "at least one split point"),
+    ],
+)
+def test_split_rejects_points_outside_the_data(points, message):
+    with pytest.raises(ValueError, match=message):
+        make_data(steps=10).split(*points)
 
 
-def test_load_f16_from_root(f16_dir):
-    check_f16(*load_f16(f16_dir), f16_dir)
-
-
-def test_load_f16_from_archive_layout(f16_dir, tmp_path):
-    (tmp_path / "BenchmarkData").symlink_to(f16_dir)
-    check_f16(*load_f16(tmp_path), f16_dir)
-
-
-def test_load_f16_is_fast(f16_dir):
-    start = time.perf_counter()
-    load_f16(f16_dir)
-    assert time.perf_counter() - start < 5.0
-
-
-def test_load_f16_root_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"F16Data_FullMSine_Level1\.csv.* not found in"):
-        load_f16(tmp_path)
-    with pytest.raises(ValueError, match="not both"):
-        load_f16(tmp_path, cache_dir=tmp_path)
-
-
-@pytest.fixture
-def cache(f16_dir, tmp_path) -> Path:
-    """A cache folder holding copies of the official CSVs."""
-    folder = tmp_path / "cache"
-    shutil.copytree(f16_dir, folder)
-    return folder
-
-
-def test_load_f16_from_verified_cache(cache, f16_dir):
-    check_f16(*load_f16(cache_dir=cache, download=False), f16_dir)
-
-
-def test_load_f16_deletes_corrupted_cache_file(cache):
-    bad = cache / "F16Data_FullMSine_Level3.csv"
-    text = bad.read_text()
-    bad.write_text(text.replace("0.", "1.", 1))
-    with pytest.raises(ValueError, match="Level3.csv is corrupted .* has been deleted"):
-        load_f16(cache_dir=cache, download=False)
-    assert not bad.exists()
-
-
-def test_load_f16_default_cache_follows_env(monkeypatch, tmp_path):
-    monkeypatch.setenv("R2DN_CACHE", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match=f"not in the cache {tmp_path / 'f16gvt'}"):
-        load_f16(download=False)
-
-
-def test_load_f16_offline_download_fails_clearly(monkeypatch, tmp_path):
-    monkeypatch.setattr(loaders, "F16_URL", "http://127.0.0.1:9/")
-    with pytest.raises(RuntimeError, match=r"Downloading .* failed: .* To fix: pass root="):
-        load_f16(cache_dir=tmp_path)
-    assert list(tmp_path.iterdir()) == []  # no partial download left behind
-
-
-def test_load_f16_downloads_extracts_and_verifies(monkeypatch, cache, tmp_path, f16_dir):
-    archive = tmp_path / "served" / "F16GVT_Files.zip"
-    archive.parent.mkdir()
-    with zipfile.ZipFile(archive, "w") as zf:  # the official layout; stored, to be fast
-        for name in F16_FILES:
-            zf.write(cache / name, f"F16GVT_Files/BenchmarkData/{name}")
-    monkeypatch.setattr(loaders, "F16_URL", archive.as_uri())
-    empty = tmp_path / "new-cache"
-    check_f16(*load_f16(cache_dir=empty), f16_dir)
-    assert sorted(path.name for path in empty.iterdir()) == F16_FILES  # archive removed
-    # A corrupted member is caught after extraction and deleted.
-    (empty / F16_FILES[0]).unlink()
-    with zipfile.ZipFile(archive, "w") as zf:
-        zf.writestr(f"F16GVT_Files/BenchmarkData/{F16_FILES[0]}", "corrupted")
-    with pytest.raises(ValueError, match="is corrupted"):
-        load_f16(cache_dir=empty)
-    assert not (empty / F16_FILES[0]).exists()
-
-
-def test_load_f16_rejects_a_download_that_is_not_the_archive(monkeypatch, tmp_path):
-    page = tmp_path / "error.html"
-    page.write_text("<html>not found</html>")
-    monkeypatch.setattr(loaders, "F16_URL", page.as_uri())
-    cache = tmp_path / "cache"
-    with pytest.raises(RuntimeError, match="is not the F-16 benchmark archive"):
-        load_f16(cache_dir=cache)
-    assert list(cache.iterdir()) == []
+def test_time_slice_rejects_empty_or_outside_ranges():
+    for start, stop in ((5, 5), (-1, 3), (0, 11)):
+        with pytest.raises(ValueError, match="outside the data or empty"):
+            make_data(steps=10).time_slice(start, stop)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -102,6 +103,48 @@ class SequenceData:
         for start in range(0, self.length - length + 1, length):
             stop = start + length
             yield self.u[:, start:stop], self.y[:, start:stop]
+
+    def time_slice(self, start: int = 0, stop: int | None = None) -> SequenceData:
+        """Steps `start` (inclusive) to `stop` (exclusive, default the end) of every record.
+
+        Indices count from 0 and must lie in the record: a ValueError names the length
+        otherwise (unlike Python slicing, which silently clips).
+
+        >>> import numpy as np
+        >>> data = SequenceData(np.zeros((1, 10, 1)), np.zeros((1, 10, 1)), 0.1, ("u",), ("y",))
+        >>> data.time_slice(2, 5).length
+        3
+        """
+        stop = self.length if stop is None else stop
+        if not (0 <= start < stop <= self.length):
+            raise ValueError(
+                f"time slice [{start}, {stop}) is outside the data or empty: the records have "
+                f"T = {self.length} steps, so use 0 <= start < stop <= {self.length}"
+            )
+        return dataclasses.replace(self, u=self.u[:, start:stop], y=self.y[:, start:stop])
+
+    def split(self, *points: int) -> tuple[SequenceData, ...]:
+        """Cut every record at the increasing steps `points`: `len(points) + 1` parts.
+
+        For example `train, validation, test = data.split(6000, 8000)`.
+
+        >>> import numpy as np
+        >>> data = SequenceData(np.zeros((1, 10, 1)), np.zeros((1, 10, 1)), 0.1, ("u",), ("y",))
+        >>> [part.length for part in data.split(6, 8)]
+        [6, 2, 2]
+        """
+        if not points:
+            raise ValueError("split needs at least one split point, e.g. data.split(1000)")
+        bounds = (0, *points, self.length)
+        for point in points:
+            if not 0 < point < self.length:
+                raise ValueError(
+                    f"split point {point} is outside the data: the records have "
+                    f"T = {self.length} steps, so a split point must lie in 1..{self.length - 1}"
+                )
+        if any(a >= b for a, b in zip(bounds, bounds[1:], strict=False)):
+            raise ValueError(f"split points must increase, got {list(points)}")
+        return tuple(self.time_slice(a, b) for a, b in zip(bounds, bounds[1:], strict=False))
 
     @classmethod
     def concat_batch(cls, datasets: Sequence[SequenceData]) -> SequenceData:

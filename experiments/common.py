@@ -12,16 +12,18 @@ import dataclasses
 import json
 import platform
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import equinox as eqx
 import jax
 import numpy as np
+import optax
 
 from r2dn.certificates import check_lmi
 from r2dn.models import AbstractRecurrentModel
+from r2dn.training.engine import Epoch, Schedule, Trainee, run_epochs
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = ("ren", "r2dn")
@@ -98,6 +100,26 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}")
     return value
+
+
+def train(
+    model: AbstractRecurrentModel,
+    optimizer: optax.GradientTransformation,
+    epoch: Callable[[int], Epoch],
+    *,
+    epochs: int,
+    steps: int,
+    unit: str,
+) -> tuple[AbstractRecurrentModel, list[float], list[float]]:
+    """Train ``model`` through the library's engine; returns it, epoch losses and seconds.
+
+    ``epoch(e)`` is the work of epoch ``e`` (`r2dn.training.engine.Epoch`): the experiment's
+    loss and its batches. The engine adds the NaN guard, SIGINT/SIGTERM handling and progress.
+    """
+    trainee = Trainee(model, optimizer.init(eqx.filter(model, eqx.is_inexact_array)))
+    run_epochs(trainee, optimizer, epoch, Schedule(epochs=epochs, steps=steps, unit=unit))
+    history = trainee.state.history
+    return trainee.model, history["train"], history["seconds"]
 
 
 def parameter_count(model: AbstractRecurrentModel) -> int:

@@ -165,3 +165,24 @@ def build_encoder(spec: ModelSpec, config: TrainConfig, dtype, key=None) -> Enco
         key=key,
         dtype=dtype,
     )
+
+
+def save_encoder(path: str | Path, encoder: Encoder, spec: ModelSpec, config: TrainConfig) -> Path:
+    """Write ``encoder`` (of a run of ``spec`` and ``config``) to ``path`` atomically.
+
+    The file sits beside the model file (`r2dn fit` is not told about it; e.g.
+    ``save_encoder(run_dir / "encoder.r2dn", result.encoder, spec, result.config)``).
+    """
+    dtype = jax.tree.leaves(encoder)[0].dtype
+    header = {"model": spec.to_dict(), "config": config.to_dict(), "dtype": str(dtype)}
+    return write_tree(path, "encoder", header, encoder)
+
+
+def load_encoder(path: str | Path) -> Encoder:
+    """The encoder `save_encoder` wrote to ``path``."""
+    header = read_header(path, "encoder")
+    with invalid_header(path, "encoder"):
+        spec = ModelSpec.from_dict(header["model"])
+        config = TrainConfig.from_dict(header["config"])
+        like = eqx.filter_eval_shape(build_encoder, spec, config, jnp.dtype(header["dtype"]))
+    return read_tree(path, "encoder", like)

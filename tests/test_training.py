@@ -368,8 +368,9 @@ PARALLEL = textwrap.dedent(
     import test_training as t
     from r2dn.training import fit
     data, devices, runs = t.system_data(batch=4), [], []
+    base = t.TrainConfig.from_dict(json.loads(sys.argv[2]))
     for n in (2, 1):
-        config = dataclasses.replace(t.CONFIG, optimizer="sgd", lr=0.01, devices=n)
+        config = dataclasses.replace(base, optimizer="sgd", lr=0.01, devices=n)
         runs.append(fit(t.SPEC, data, None, config, progress=False,
                         callbacks=[lambda r: devices.append(len(r.model.X.devices()))]))
 
@@ -386,8 +387,14 @@ PARALLEL = textwrap.dedent(
 )
 
 
+WINDOWED = dataclasses.replace(
+    CONFIG, mode="windowed", window_length=16, batch_size=4, burn_in=4, steps_per_epoch=4
+)
+
+
 @pytest.mark.slow  # a second JAX process with two forced devices: compiles everything again
-def test_data_parallel_matches_one_device():
+@pytest.mark.parametrize("config", [CONFIG, WINDOWED], ids=["carried", "windowed"])
+def test_data_parallel_matches_one_device(config):
     """Two forced host devices in a fresh process (XLA_FLAGS must be set before jax starts).
 
     Plain, stable gradient descent: at initialisation (zero biases) the scales ``d`` of φ's
@@ -399,7 +406,7 @@ def test_data_parallel_matches_one_device():
         "JAX_PLATFORMS": "cpu",
     }
     out = subprocess.run(
-        [sys.executable, "-c", PARALLEL, str(Path(__file__).parent)],
+        [sys.executable, "-c", PARALLEL, str(Path(__file__).parent), json.dumps(config.to_dict())],
         env=env,
         capture_output=True,
         text=True,

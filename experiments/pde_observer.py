@@ -139,7 +139,7 @@ def run(name: str, seed: int, s: Settings, data, test, out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
-    args = common.parser(__doc__.splitlines()[0]).parse_args(argv)
+    args = common.parse_options(argv, __doc__.splitlines()[0])
     s = common.protocol(args, PRESETS)
     data = pde.observer_dataset(s.train_steps, jax.random.key(DATA_KEY))
     test = pde.observer_test_trajectory(s.test_steps, jax.random.key(TEST_KEY))

@@ -188,7 +188,7 @@ def run(name: str, size: int, spec: ModelSpec, seed: int, s: Settings, out: Path
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
-    args = common.parser(__doc__.splitlines()[0]).parse_args(argv)
+    args = common.parse_options(argv, __doc__.splitlines()[0])
     s = common.protocol(args, PRESETS)
     runs = [
         (name, size, spec, seed)

@@ -128,7 +128,7 @@ def run(name: str, seed: int, s: Settings, w_test, out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
-    args = common.parser(__doc__.splitlines()[0]).parse_args(argv)
+    args = common.parse_options(argv, __doc__.splitlines()[0])
     s = common.protocol(args, PRESETS)
     w_test = youla.disturbances(jax.random.key(TEST_KEY), s.batch, s.horizon)
     return [run(name, seed, s, w_test, args.out) for name in args.models for seed in s.seeds]

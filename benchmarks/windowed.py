@@ -81,9 +81,10 @@ def cases(quick: bool, f16_root: Path | None, f16_steps: int):
         spec = ModelSpec(
             "lipschitz-r2dn", dict(nu=2, nx=16, nv=32, ny=3, hidden=[64, 64], gamma=20.0)
         )
-        carried = TrainConfig(epochs=6 if quick else 20, segment_length=1024, lr=1e-3, washout=100)
+        carried = TrainConfig(epochs=10 if quick else 30, segment_length=1024, lr=1e-3, washout=100)
+        # As many samples per step as the carried mode (4 records × 1024 = 16 windows × 256).
         windowed = dict(
-            window_length=256, batch_size=64, burn_in=64, steps_per_epoch=f16_steps // 1024
+            window_length=256, batch_size=16, burn_in=64, steps_per_epoch=f16_steps // 1024
         )
         name = f"F-16 (first {f16_steps} samples of levels 1, 3, 5, 7; level 4 validates)"
     budget = 3 * carried.epochs

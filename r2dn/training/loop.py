@@ -203,10 +203,15 @@ def fit(
             callbacks=callbacks,
             view=_model_of,
         )
+    return _result(checkpoint, trainee, config)
+
+
+def _result(checkpoint: Checkpoint, trainee: Trainee, config: TrainConfig) -> FitResult:
+    """The final (or, with ``restore_best``, the best) model and encoder, on one device."""
     final = trainee.model
     if config.restore_best and trainee.best is not None:
         final = trainee.best
-    encoder = None if not isinstance(final, tuple) else _gathered(final[1])
+    encoder = _gathered(final[1]) if isinstance(final, tuple) else None
     run = dataclasses.replace(checkpoint.run, model=_gathered(_model_of(final)))
     return FitResult(run, trainee.state, config, checkpoint.metadata, encoder)
 

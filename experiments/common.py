@@ -7,21 +7,26 @@ seeds asked for, and writes one JSON file per (model, seed) with `write_result`;
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
+import inspect
 import json
 import platform
 import re
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from types import SimpleNamespace
+from typing import Annotated, Any, Protocol
 
 import equinox as eqx
 import jax
 import numpy as np
+import optax
+import typer
 
 from r2dn.certificates import check_lmi
 from r2dn.models import AbstractRecurrentModel
+from r2dn.training.engine import Epoch, Schedule, Trainee, run_epochs
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = ("ren", "r2dn")
@@ -34,26 +39,54 @@ class Preset(Protocol):
     seeds: tuple[int, ...]
 
 
-def parser(description: str) -> argparse.ArgumentParser:
-    """The options every experiment takes; add experiment-specific ones to the result."""
-    p = argparse.ArgumentParser(description=description)
-    size = p.add_mutually_exclusive_group()
-    size.add_argument(
-        "--quick",
-        action="store_true",
-        help="few epochs, one seed, reduced data: a smoke run of minutes, not a reproduction",
+def parse_options(
+    argv: Sequence[str] | None, description: str, **extra: tuple[Any, Any]
+) -> SimpleNamespace:
+    """Parse the command line with typer: the options of every experiment, plus ``extra``.
+
+    ``extra`` maps a parameter name to ``(Annotated[type, typer.Option(...)], default)``.
+    Returns the values by name (``quick``, ``tiny``, ``seeds``, ``epochs``, ``models``,
+    ``out`` and the extras). A bad option prints typer's message and exits with status 2.
+    """
+    values: dict[str, Any] = {}
+
+    def command(**kwargs: Any) -> None:
+        values.update(kwargs)
+
+    options = [("out", Out, inspect.Parameter.empty), ("quick", Quick, False),
+               ("tiny", Tiny, False), ("seeds", Seeds, None), ("epochs", Epochs, None),
+               ("models", Models, ",".join(MODELS))]  # fmt: skip
+    options += [(name, annotation, default) for name, (annotation, default) in extra.items()]
+    command.__signature__ = inspect.Signature(
+        [
+            inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a)
+            for n, a, d in options
+        ]  # fmt: skip
     )
-    size.add_argument("--tiny", action="store_true", help="tiny sizes, for the tests only")
-    p.add_argument("--seeds", type=parse_seeds, help="e.g. '0-9' or '0,3,5' (default: protocol)")
-    p.add_argument("--epochs", type=_positive, help="override the protocol's number of epochs")
-    p.add_argument(
-        "--models", type=parse_models, default=MODELS, help="comma-separated, from 'ren,r2dn'"
-    )
-    p.add_argument("--out", type=Path, required=True, help="folder for the JSON results")
-    return p
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command(help=description)(command)
+    invoke(app, argv)
+    if not values:  # --help was shown
+        raise SystemExit(0)
+    if values["quick"] and values["tiny"]:
+        raise SystemExit("--quick and --tiny exclude each other; choose one")
+    return SimpleNamespace(**values)
 
 
-def protocol(args: argparse.Namespace, presets: Mapping[str, Any]) -> Any:
+def invoke(app: typer.Typer, argv: Sequence[str] | None) -> None:
+    """Run a one-command typer ``app`` on ``argv`` (default: the command line) and return.
+
+    Unlike ``app()``, success does not exit the interpreter (experiments are also called from
+    Python); a usage error prints typer's message and exits with status 2.
+    """
+    try:
+        app(list(sys.argv[1:] if argv is None else argv))
+    except SystemExit as stop:
+        if stop.code:
+            raise
+
+
+def protocol(args: SimpleNamespace, presets: Mapping[str, Any]) -> Any:
     """The preset the flags name ("paper", "quick" or "tiny"), with ``--epochs``/``--seeds``."""
     name = "tiny" if args.tiny else "quick" if args.quick else "paper"
     chosen = presets[name]
@@ -64,8 +97,10 @@ def protocol(args: argparse.Namespace, presets: Mapping[str, Any]) -> Any:
     return chosen
 
 
-def parse_seeds(text: str) -> list[int]:
+def parse_seeds(text: str | list[int]) -> list[int]:
     """``"0-9"`` → 0..9; ``"0,3,5"`` → [0, 3, 5]."""
+    if isinstance(text, list):  # already parsed
+        return text
     try:
         if "-" in text:
             first, last = (int(part) for part in text.split("-"))
@@ -75,29 +110,64 @@ def parse_seeds(text: str) -> list[int]:
     except ValueError:
         seeds = []
     if not seeds or min(seeds) < 0:
-        raise argparse.ArgumentTypeError(
+        raise typer.BadParameter(
             f"seeds must be a range like '0-9' or a list like '0,3,5' of non-negative integers; "
             f"got {text!r}"
         )
     return seeds
 
 
-def parse_models(text: str) -> tuple[str, ...]:
+def parse_models(text: str | tuple[str, ...]) -> tuple[str, ...]:
     """Comma-separated model names, each one of `MODELS`."""
+    if isinstance(text, tuple):  # already parsed
+        return text
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     unknown = [name for name in names if name not in MODELS]
     if not names or unknown:
-        raise argparse.ArgumentTypeError(
+        raise typer.BadParameter(
             f"models must be a comma-separated list from {', '.join(MODELS)}; got {text!r}"
         )
     return names
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}")
-    return value
+Out = Annotated[Path, typer.Option(help="folder for the JSON results")]
+Quick = Annotated[
+    bool,
+    typer.Option(
+        help="few epochs, one seed, reduced data: a smoke run of minutes, not a reproduction"
+    ),
+]
+Tiny = Annotated[bool, typer.Option(help="tiny sizes, for the tests only")]
+# The annotations name what is typed; `parser` turns it into a list or tuple.
+Seeds = Annotated[
+    str | None,
+    typer.Option(parser=parse_seeds, help="e.g. '0-9' or '0,3,5' (default: protocol)"),
+]
+Epochs = Annotated[int | None, typer.Option(min=1, help="override the protocol's number of epochs")]
+Models = Annotated[
+    str,
+    typer.Option(parser=parse_models, help="comma-separated, from 'ren,r2dn'"),
+]
+
+
+def train(
+    model: AbstractRecurrentModel,
+    optimizer: optax.GradientTransformation,
+    epoch: Callable[[int], Epoch],
+    *,
+    epochs: int,
+    steps: int,
+    unit: str,
+) -> tuple[AbstractRecurrentModel, list[float], list[float]]:
+    """Train ``model`` through the library's engine; returns it, epoch losses and seconds.
+
+    ``epoch(e)`` is the work of epoch ``e`` (`r2dn.training.engine.Epoch`): the experiment's
+    loss and its batches. The engine adds the NaN guard, SIGINT/SIGTERM handling and progress.
+    """
+    trainee = Trainee(model, optimizer.init(eqx.filter(model, eqx.is_inexact_array)))
+    run_epochs(trainee, optimizer, epoch, Schedule(epochs=epochs, steps=steps, unit=unit))
+    history = trainee.state.history
+    return trainee.model, history["train"], history["seconds"]
 
 
 def parameter_count(model: AbstractRecurrentModel) -> int:

@@ -13,9 +13,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import jax.numpy as jnp
 import numpy as np
+import typer
 
 from experiments import common
 from r2dn.data import SequenceData, load_f16
@@ -128,9 +130,8 @@ def run(name: str, seed: int, s: Settings, data, out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
-    p = common.parser(__doc__.splitlines()[0])
-    p.add_argument("--f16-root", type=Path, default=DEFAULT_ROOT, help="folder of the CSVs")
-    args = p.parse_args(argv)
+    root = Annotated[Path, typer.Option(help="folder of the CSVs")]
+    args = common.parse_options(argv, __doc__.splitlines()[0], f16_root=(root, DEFAULT_ROOT))
     s = common.protocol(args, PRESETS)
     train, test, normalizer = load(args.f16_root)
     data = (head(train, s.train_steps), head(test, s.test_steps), normalizer)

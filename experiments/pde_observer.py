@@ -12,23 +12,20 @@ Contraction makes the estimate forget its wrong initial value.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from tqdm.auto import tqdm
 
 from experiments import common
 from r2dn.examples import pde
 from r2dn.metrics import nrmse
 from r2dn.registry import ModelSpec
 from r2dn.training import full_precision
-from r2dn.training.steps import train_step
+from r2dn.training.engine import Epoch
 
 #: The training record and the test scenario are the same for every seed.
 DATA_KEY, TEST_KEY = 0, 1
@@ -78,10 +75,10 @@ def spec(name: str, s: Settings) -> ModelSpec:
     return ModelSpec("contracting-r2dn", sizes | dict(nv=s.r2dn_nv, hidden=s.hidden))
 
 
-def one_step_loss(model, xi, y, xi_next):
-    """Mean over the minibatch of ``‖ξ_{t+1} − x̂⁺(ξ_t, y_t)‖²``."""
-    x_next, _ = model.step(xi, y)
-    return jnp.mean(jnp.sum((x_next - xi_next) ** 2, axis=-1)), None
+def one_step_loss(model, carry, batch, xi, y, xi_next):
+    """Mean over the minibatch ``batch`` (indices) of ``‖ξ_{t+1} − x̂⁺(ξ_t, y_t)‖²``."""
+    x_next, _ = model.step(xi[batch], y[batch])
+    return jnp.mean(jnp.sum((x_next - xi_next[batch]) ** 2, axis=-1)), carry
 
 
 def optimizer(s: Settings) -> optax.GradientTransformation:
@@ -100,31 +97,22 @@ def optimizer(s: Settings) -> optax.GradientTransformation:
 
 def train(model, s: Settings, data: pde.ObserverData, key):
     """Shuffled one-step-ahead minibatches; returns the model, epoch losses and seconds."""
-    opt = optimizer(s)
-    opt_state = opt.init(eqx.filter(model, eqx.is_inexact_array))
     size = s.train_steps // s.batches
-    losses, seconds = [], []
-    with tqdm(total=s.epochs * s.batches, unit="batch", dynamic_ncols=True) as bar:
-        for epoch in range(s.epochs):
-            started, total = time.perf_counter(), 0.0
-            order = jax.random.permutation(jax.random.fold_in(key, epoch), s.train_steps)
-            for batch in order[: s.batches * size].reshape(s.batches, size):
-                model, opt_state, loss, _ = train_step(
-                    one_step_loss, opt, model, opt_state, *(a[batch] for a in data)
-                )
-                total += float(loss)  # also waits for the step, for honest timing
-                bar.update()
-            losses.append(total / s.batches)
-            seconds.append(time.perf_counter() - started)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.3g}")
-    return model, losses, seconds
+
+    def epoch(e: int) -> Epoch:
+        order = jax.random.permutation(jax.random.fold_in(key, e), s.train_steps)
+        return Epoch(
+            one_step_loss, [order[: s.batches * size].reshape(s.batches, size)], None, data
+        )
+
+    return common.train(model, optimizer(s), epoch, epochs=s.epochs, steps=s.batches, unit="batch")
 
 
 def run(name: str, seed: int, s: Settings, data, test, out: Path) -> Path:
     key_model, key_shuffle = jax.random.split(jax.random.key(seed))
     with full_precision():
         model = spec(name, s).build(key_model)
-        data = pde.ObserverData(*(a.astype(model.dtype) for a in data))
+        data = tuple(a.astype(model.dtype) for a in data)
         model, losses, seconds = train(model, s, data, key_shuffle)
         _, xi_hat = model.simulate(model.initial_state(), test.y.astype(model.dtype))
     truth, xi_hat = np.asarray(test.xi[:-1]), np.asarray(xi_hat)
@@ -151,7 +139,7 @@ def run(name: str, seed: int, s: Settings, data, test, out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
-    args = common.parser(__doc__.splitlines()[0]).parse_args(argv)
+    args = common.parse_options(argv, __doc__.splitlines()[0])
     s = common.protocol(args, PRESETS)
     data = pde.observer_dataset(s.train_steps, jax.random.key(DATA_KEY))
     test = pde.observer_test_trajectory(s.test_steps, jax.random.key(TEST_KEY))

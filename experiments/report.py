@@ -9,14 +9,14 @@ listed from the settings each result records. Figures go next to the results.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+import typer
 from matplotlib.figure import Figure
 
 from experiments import common, f16, pde_observer, scaling, youla
@@ -428,18 +428,36 @@ def render(results: list[dict[str, Any]], figures: Path, doc: Path, notes: str) 
     return "\n".join(parts)
 
 
+RESULTS = common.REPO / "docs" / "results"
+REPORT = common.REPO / "docs" / "results.md"
+
+
 def main(argv: list[str] | None = None) -> Path:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--results", type=Path, default=common.REPO / "docs" / "results")
-    p.add_argument("--out", type=Path, default=common.REPO / "docs" / "results.md")
-    args = p.parse_args(argv)
-    results = common.load_results(args.results)
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    written: list[Path] = []
+
+    @app.command(help=__doc__.splitlines()[0])
+    def command(
+        results: Annotated[Path, typer.Option(help="folder of result JSON files")] = RESULTS,
+        out: Annotated[Path, typer.Option(help="the Markdown report to write")] = REPORT,
+    ) -> None:
+        written.append(write_report(results, out))
+
+    common.invoke(app, argv)
+    if not written:  # --help was shown
+        raise SystemExit(0)
+    return written[0]
+
+
+def write_report(results_dir: Path, out: Path) -> Path:
+    """Write the Markdown report of the results under ``results_dir`` to ``out``."""
+    results = common.load_results(results_dir)
     if not results:
-        raise SystemExit(f"no result files (*_seed*.json) under {args.results}; run an experiment")
-    notes_file = args.results / "notes.md"
+        raise SystemExit(f"no result files (*_seed*.json) under {results_dir}; run an experiment")
+    notes_file = results_dir / "notes.md"
     notes = notes_file.read_text() if notes_file.is_file() else ""
-    args.out.write_text(render(results, args.results, args.out, notes))
-    return args.out
+    out.write_text(render(results, results_dir, out, notes))
+    return out
 
 
 if __name__ == "__main__":

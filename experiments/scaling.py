@@ -28,7 +28,7 @@ from r2dn.examples import scaling
 from r2dn.metrics import nrmse
 from r2dn.registry import ModelSpec
 from r2dn.training import TrainConfig, full_precision
-from r2dn.training.steps import train_step
+from r2dn.training.engine import Epoch
 
 #: The random sequences the models are timed on are the same for every model.
 TIMING_KEY = 7
@@ -106,27 +106,20 @@ def one_step(model, x, u):
     return x_next
 
 
-def one_step_loss(model, data: scaling.OneStepData):
-    return jnp.mean((one_step(model, data.x, data.u) - data.x_next) ** 2), None
+def one_step_loss(model, carry, data: scaling.OneStepData):
+    return jnp.mean((one_step(model, data.x, data.u) - data.x_next) ** 2), carry
 
 
 def train(model, s: Settings, key):
     """Fresh samples for every minibatch; returns the model, epoch losses and seconds."""
-    opt = TrainConfig(lr=s.lr).optimizer_for(s.batches)  # Adam, elementwise clip at 10
-    opt_state = opt.init(eqx.filter(model, eqx.is_inexact_array))
-    losses, seconds = [], []
-    for epoch in tqdm(range(s.epochs), unit="epoch", leave=False, dynamic_ncols=True):
-        started, total = time.perf_counter(), 0.0
-        data = scaling.sample(jax.random.fold_in(key, epoch), s.batches * s.batch_size)
+
+    def epoch(e: int) -> Epoch:
+        data = scaling.sample(jax.random.fold_in(key, e), s.batches * s.batch_size)
         data = [a.astype(model.dtype).reshape(s.batches, s.batch_size, 1) for a in data]
-        for batch in zip(*data, strict=True):
-            model, opt_state, loss, _ = train_step(
-                one_step_loss, opt, model, opt_state, scaling.OneStepData(*batch)
-            )
-            total += float(loss)  # also waits for the step, for honest timing
-        losses.append(total / s.batches)
-        seconds.append(time.perf_counter() - started)
-    return model, losses, seconds
+        return Epoch(one_step_loss, [scaling.OneStepData(*data)])
+
+    optimizer = TrainConfig(lr=s.lr).optimizer_for(s.batches)  # Adam, elementwise clip at 10
+    return common.train(model, optimizer, epoch, epochs=s.epochs, steps=s.batches, unit="batch")
 
 
 def _timed(fn: Callable, repeats: int, *args) -> tuple[float, float]:
@@ -195,7 +188,7 @@ def run(name: str, size: int, spec: ModelSpec, seed: int, s: Settings, out: Path
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
-    args = common.parser(__doc__.splitlines()[0]).parse_args(argv)
+    args = common.parse_options(argv, __doc__.splitlines()[0])
     s = common.protocol(args, PRESETS)
     runs = [
         (name, size, spec, seed)

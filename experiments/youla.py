@@ -2,8 +2,8 @@
 
 Any contracting ``Q`` keeps the loop stable, so training is unconstrained. Each epoch draws
 fresh piecewise-constant disturbances and runs the loop over consecutive segments with its
-state carried, one Adam step per segment on the cost ``mean |z| + 1e-4 ũ²``; the test cost is
-on a fixed set of disturbances.
+state carried, one Adam step per segment on the cost ``mean |z| + 1e-4 ũ²`` (through
+`r2dn.training.engine`); the test cost is on a fixed set of disturbances.
 
     python -m experiments.youla --out runs/youla            # the paper's protocol
     python -m experiments.youla --quick --out runs/youla    # minutes on a laptop
@@ -11,20 +11,18 @@ on a fixed set of disturbances.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
 from experiments import common
 from r2dn.examples import youla
 from r2dn.registry import ModelSpec
 from r2dn.training import TrainConfig, full_precision
-from r2dn.training.steps import train_step
+from r2dn.training.engine import Epoch
 
 #: The test disturbances are the same for every seed.
 TEST_KEY = 12345
@@ -74,8 +72,8 @@ def spec(name: str, s: Settings) -> ModelSpec:
     return ModelSpec("contracting-r2dn", sizes | dict(nv=s.r2dn_nv, hidden=s.hidden))
 
 
-def segment_cost(policy, w, state):
-    """The loop's cost over one segment, and its final state to carry into the next."""
+def segment_cost(policy, state, w):
+    """The loop's cost over one segment from ``state``, and its final state for the next."""
     state, z, u = youla.closed_loop(policy, w, state)
     return youla.cost(z, u), state
 
@@ -84,26 +82,22 @@ def train(model, s: Settings, key):
     """Fresh disturbances each epoch, split into segments; returns model, losses, seconds."""
     # Adam with clip 10, ×0.1 after `decay_after` epochs, floor 1e-6 (a one-step staircase).
     config = TrainConfig(lr=s.lr, decay_every=s.decay_after, min_lr=1e-6)
-    opt = config.optimizer_for(s.segments)
-    opt_state = opt.init(eqx.filter(model, eqx.is_inexact_array))
     length = s.horizon // s.segments
-    losses, seconds = [], []
-    with tqdm(total=s.epochs * s.segments, unit="seg", dynamic_ncols=True) as bar:
-        for epoch in range(s.epochs):
-            started, total, state = time.perf_counter(), 0.0, None
-            w = youla.disturbances(jax.random.fold_in(key, epoch), s.batch, s.horizon)
-            w = w.astype(model.dtype)
-            for k in range(s.segments):
-                w_k = w[:, k * length : (k + 1) * length]
-                model, opt_state, loss, state = train_step(
-                    segment_cost, opt, model, opt_state, w_k, state
-                )
-                total += float(loss)  # also waits for the step, for honest timing
-                bar.update()
-            losses.append(total / s.segments)
-            seconds.append(time.perf_counter() - started)
-            bar.set_postfix(epoch=epoch + 1, cost=f"{losses[-1]:.4g}")
-    return model, losses, seconds
+
+    def epoch(e: int) -> Epoch:
+        w = youla.disturbances(jax.random.fold_in(key, e), s.batch, s.horizon)
+        w = w[:, : s.segments * length].astype(model.dtype)
+        segments = jnp.swapaxes(w.reshape(s.batch, s.segments, length, 1), 0, 1)
+        return Epoch(segment_cost, [segments], youla.initial_loop_state(model, s.batch))
+
+    return common.train(
+        model,
+        config.optimizer_for(s.segments),
+        epoch,
+        epochs=s.epochs,
+        steps=s.segments,
+        unit="segment",
+    )
 
 
 def run(name: str, seed: int, s: Settings, w_test, out: Path) -> Path:
@@ -134,7 +128,7 @@ def run(name: str, seed: int, s: Settings, w_test, out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
-    args = common.parser(__doc__.splitlines()[0]).parse_args(argv)
+    args = common.parse_options(argv, __doc__.splitlines()[0])
     s = common.protocol(args, PRESETS)
     w_test = youla.disturbances(jax.random.key(TEST_KEY), s.batch, s.horizon)
     return [run(name, seed, s, w_test, args.out) for name in args.models for seed in s.seeds]

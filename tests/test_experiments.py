@@ -5,7 +5,6 @@ other two, so both kinds pass through every code path that differs between exper
 the file stays fast); the F-16 experiment reads a small synthetic copy of the benchmark files.
 """
 
-import argparse
 import json
 
 import equinox as eqx
@@ -13,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import typer
 
 from experiments import common, f16, pde_observer, report, scaling, youla
 from r2dn.data.loaders import _F16_FILES, _F16_INPUTS, _F16_OUTPUTS
@@ -130,16 +130,30 @@ def test_options_parse(parse, text, expected):
     [(common.parse_seeds, "a-b"), (common.parse_seeds, "-1"), (common.parse_models, "lstm")],
 )
 def test_bad_options_say_what_is_expected(parse, text):
-    with pytest.raises(argparse.ArgumentTypeError, match="got"):
+    with pytest.raises(typer.BadParameter, match="got"):
         parse(text)
 
 
 def test_flags_override_the_preset():
-    args = common.parser("x").parse_args(
-        ["--quick", "--epochs", "7", "--seeds", "3-4", "--out", "o"]
-    )
+    args = common.parse_options(["--quick", "--epochs", "7", "--seeds", "3-4", "--out", "o"], "x")
     s = common.protocol(args, youla.PRESETS)
     assert (s.epochs, s.seeds, s.nx) == (7, (3, 4), youla.PRESETS["quick"].nx)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--seeds", "a-b", "--out", "o"], "seeds must be a range"),
+        (["--models", "lstm", "--out", "o"], "models must be a comma-separated list"),
+        (["--epochs", "0", "--out", "o"], "greater than or equal to 1"),
+        (["--quick", "--tiny", "--out", "o"], "exclude each other"),
+        (["--quick"], "Missing option '--out'"),
+    ],
+)
+def test_bad_command_lines_exit_with_a_message(argv, message, capsys):
+    with pytest.raises(SystemExit) as caught:
+        common.parse_options(argv, "x")
+    assert message in str(caught.value.code) + capsys.readouterr().err
 
 
 @pytest.mark.parametrize("module", [f16, pde_observer, youla])

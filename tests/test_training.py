@@ -82,6 +82,17 @@ def test_mean_squared_error_sums_records_and_outputs_and_averages_time():
         ({"clip_mode": "norm"}, "clip_mode must be 'elementwise' or 'global_norm'"),
         ({"washout": -1}, "washout must be a non-negative integer"),
         ({"optimizer": "adamm"}, "'adamm' is not an Optax optimiser"),
+        ({"optimizer": "clip"}, "'clip' is not an Optax optimiser taking a learning rate"),
+        ({"optimizer": "__class__"}, "'__class__' is not an Optax optimiser"),
+        ({"seed": 1e23}, "seed must be a non-negative integer; got 1e"),
+        ({"seed": 2**64}, "seed must be less than 2..63"),
+        ({"lr": "fast"}, "lr must be a number; got 'fast'"),
+        ({"mode": "online"}, "mode must be one of 'carried', 'windowed'; got 'online'"),
+        ({"initial_state": "zero"}, "initial_state must be one of 'burn_in', 'encoder'"),
+        ({"matmul_precision": "max"}, "matmul_precision must be one of"),
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
+        ({"window_length": 16, "burn_in": 16}, "burn_in 16 leaves nothing of a window"),
+        ({"restore_best": "yes"}, "restore_best must be True or False"),
     ],
 )
 def test_config_rejects_bad_settings(kwargs, message):
@@ -357,8 +368,9 @@ PARALLEL = textwrap.dedent(
     import test_training as t
     from r2dn.training import fit
     data, devices, runs = t.system_data(batch=4), [], []
+    base = t.TrainConfig.from_dict(json.loads(sys.argv[2]))
     for n in (2, 1):
-        config = dataclasses.replace(t.CONFIG, optimizer="sgd", lr=0.01, devices=n)
+        config = dataclasses.replace(base, optimizer="sgd", lr=0.01, devices=n)
         runs.append(fit(t.SPEC, data, None, config, progress=False,
                         callbacks=[lambda r: devices.append(len(r.model.X.devices()))]))
 
@@ -375,8 +387,14 @@ PARALLEL = textwrap.dedent(
 )
 
 
+WINDOWED = dataclasses.replace(
+    CONFIG, mode="windowed", window_length=16, batch_size=4, burn_in=4, steps_per_epoch=4
+)
+
+
 @pytest.mark.slow  # a second JAX process with two forced devices: compiles everything again
-def test_data_parallel_matches_one_device():
+@pytest.mark.parametrize("config", [CONFIG, WINDOWED], ids=["carried", "windowed"])
+def test_data_parallel_matches_one_device(config):
     """Two forced host devices in a fresh process (XLA_FLAGS must be set before jax starts).
 
     Plain, stable gradient descent: at initialisation (zero biases) the scales ``d`` of φ's
@@ -388,7 +406,7 @@ def test_data_parallel_matches_one_device():
         "JAX_PLATFORMS": "cpu",
     }
     out = subprocess.run(
-        [sys.executable, "-c", PARALLEL, str(Path(__file__).parent)],
+        [sys.executable, "-c", PARALLEL, str(Path(__file__).parent), json.dumps(config.to_dict())],
         env=env,
         capture_output=True,
         text=True,
@@ -410,6 +428,12 @@ def test_reduce_on_plateau_is_told_the_loss(tmp_path):
     fit(SPEC, system_data(), None, CONFIG, optimizer=optimizer, run_dir=tmp_path, progress=False)
     opt_state = load_checkpoint(tmp_path / CHECKPOINT, optimizer).opt_state
     assert float(opt_state[1].scale) < 1.0
+
+
+def test_fit_takes_any_optax_transformation_reduce_on_plateau_included():
+    optimizer = optax.chain(optax.adam(1e-3), optax.contrib.reduce_on_plateau())
+    result = fit(SPEC, system_data(), None, CONFIG, optimizer=optimizer, progress=False)
+    assert np.isfinite(result.state.history["train"]).all()
 
 
 def test_sigterm_stops_like_sigint_and_keeps_the_last_epoch(tmp_path):

@@ -1,6 +1,7 @@
 """Checkpoints: a training run frozen at the end of an epoch, enough to continue it exactly.
 
-A checkpoint holds the model, the optimiser state, the best model so far, the run's settings
+A checkpoint holds the model, the optimiser state, the best model so far (and, for windowed
+training with an encoder, the encoder and the best model's encoder), the run's settings
 (`ModelSpec`, `TrainConfig`, normaliser, data description) and its progress (epoch, history,
 early-stopping state), in one r2dn file written atomically (`r2dn.io.write_tree`).
 """
@@ -28,7 +29,9 @@ from r2dn.io import (
     write_tree,
 )
 from r2dn.models import AbstractRecurrentModel
+from r2dn.registry import ModelSpec
 from r2dn.training.config import TrainConfig
+from r2dn.training.windows import Encoder
 
 #: File name of the checkpoint inside a run directory.
 CHECKPOINT = "checkpoint.r2dn"
@@ -71,6 +74,10 @@ class Checkpoint:
         opt_state: the optimiser's state.
         best_model: the model of the best validation loss so far (``None`` before any).
         metadata: free-form JSON the caller attached (e.g. where the data came from).
+        encoder: the initial-state encoder trained with the model (windowed mode with
+            ``initial_state="encoder"``), else ``None``; the optimiser state is then that of
+            the pair ``(model, encoder)``.
+        best_encoder: the encoder of ``best_model``.
     """
 
     run: TrainedModel
@@ -79,6 +86,8 @@ class Checkpoint:
     opt_state: PyTree
     best_model: AbstractRecurrentModel | None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    encoder: Encoder | None = None
+    best_encoder: Encoder | None = None
 
 
 def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
@@ -93,6 +102,8 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
         "opt_state": checkpoint.opt_state,
         "best_model": checkpoint.best_model,
     }
+    if checkpoint.encoder is not None:
+        tree |= {"encoder": checkpoint.encoder, "best_encoder": checkpoint.best_encoder}
     return write_tree(path, "checkpoint", header, tree)
 
 
@@ -108,11 +119,17 @@ def load_checkpoint(path: str | Path, optimizer: optax.GradientTransformation) -
         run = TrainedModel.from_header(header)
         config = TrainConfig.from_dict(header["config"])
         state = RunState.from_dict(header["state"])
+    encoder = None
+    if uses_encoder(config):
+        encoder = eqx.filter_eval_shape(build_encoder, run.spec, config, run.model.dtype)
+    trainee = run.model if encoder is None else (run.model, encoder)
     like = {
         "model": run.model,
-        "opt_state": jax.eval_shape(optimizer.init, eqx.filter(run.model, _is_parameter)),
+        "opt_state": jax.eval_shape(optimizer.init, eqx.filter(trainee, _is_parameter)),
         "best_model": None if state.best_epoch is None else run.model,
     }
+    if encoder is not None:
+        like |= {"encoder": encoder, "best_encoder": None if state.best_epoch is None else encoder}
     tree = read_tree(path, "checkpoint", like)
     return Checkpoint(
         run=dataclasses.replace(run, model=tree["model"]),
@@ -121,4 +138,51 @@ def load_checkpoint(path: str | Path, optimizer: optax.GradientTransformation) -
         opt_state=tree["opt_state"],
         best_model=tree["best_model"],
         metadata=header.get("metadata", {}),
+        encoder=tree.get("encoder"),
+        best_encoder=tree.get("best_encoder"),
     )
+
+
+def uses_encoder(config: TrainConfig) -> bool:
+    """Whether a run of ``config`` trains an initial-state encoder beside its model."""
+    return config.mode == "windowed" and config.initial_state == "encoder"
+
+
+def build_encoder(spec: ModelSpec, config: TrainConfig, dtype, key=None) -> Encoder:
+    """The encoder of a run of ``spec`` and ``config``, initialised from ``key``.
+
+    Default key: derived from ``config.seed`` (the model itself uses ``key(seed)``).
+    """
+    key = jax.random.fold_in(jax.random.key(config.seed), 1) if key is None else key
+    nx = spec.skeleton().nx
+    return Encoder(
+        spec.nu,
+        spec.ny,
+        nx,
+        config.encoder_context,
+        config.encoder_width,
+        config.encoder_depth,
+        key=key,
+        dtype=dtype,
+    )
+
+
+def save_encoder(path: str | Path, encoder: Encoder, spec: ModelSpec, config: TrainConfig) -> Path:
+    """Write ``encoder`` (of a run of ``spec`` and ``config``) to ``path`` atomically.
+
+    The file sits beside the model file (`r2dn fit` is not told about it; e.g.
+    ``save_encoder(run_dir / "encoder.r2dn", result.encoder, spec, result.config)``).
+    """
+    dtype = jax.tree.leaves(encoder)[0].dtype
+    header = {"model": spec.to_dict(), "config": config.to_dict(), "dtype": str(dtype)}
+    return write_tree(path, "encoder", header, encoder)
+
+
+def load_encoder(path: str | Path) -> Encoder:
+    """The encoder `save_encoder` wrote to ``path``."""
+    header = read_header(path, "encoder")
+    with invalid_header(path, "encoder"):
+        spec = ModelSpec.from_dict(header["model"])
+        config = TrainConfig.from_dict(header["config"])
+        like = eqx.filter_eval_shape(build_encoder, spec, config, jnp.dtype(header["dtype"]))
+    return read_tree(path, "encoder", like)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -12,6 +13,9 @@ import jax
 import optax
 
 ClipMode = Literal["elementwise", "global_norm"]
+Mode = Literal["carried", "windowed"]
+InitialState = Literal["burn_in", "encoder"]
+PRECISIONS = ("default", "high", "highest", "bfloat16", "tensorfloat32", "float32")
 
 
 def full_precision(precision: str | None = None):
@@ -29,11 +33,15 @@ def full_precision(precision: str | None = None):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Settings of truncated backpropagation through time (TBPTT) over input/output records.
+    """Settings of a training run over input/output records.
 
-    Each epoch runs the records (the batch) through consecutive time segments of
-    ``segment_length`` steps, from the zero state, carrying the state from one segment to the
-    next; each segment is one optimiser step. The defaults are the paper's F-16 protocol.
+    Two modes. ``"carried"`` (truncated backpropagation through time, the default): each epoch
+    runs the records (the batch) through consecutive time segments of ``segment_length``
+    steps, from the zero state, carrying the state from one segment to the next; each segment
+    is one optimiser step. The defaults are the paper's F-16 protocol. ``"windowed"``: each
+    optimiser step takes a minibatch of ``batch_size`` windows of ``window_length`` steps drawn
+    at random from any number of records (`r2dn.training.windows`), started from the zero state
+    with a ``burn_in`` left out of the loss, or from a learned encoder's estimate.
 
     Attributes:
         epochs: number of passes over the data.
@@ -55,6 +63,20 @@ class TrainConfig:
             as many of the available devices as divide the batch.
         matmul_precision: JAX matmul precision; ``None`` (default) means full float32 on every
             backend (see `full_precision`).
+        mode: "carried" (segments with the state carried) or "windowed" (minibatches of
+            random windows).
+        window_length: windowed mode: steps per window (burn-in included).
+        batch_size: windowed mode: windows per optimiser step (split over the devices).
+        steps_per_epoch: windowed mode: optimiser steps per epoch; ``None`` means about one
+            pass over the training samples (their number // (batch_size · window_length)).
+        initial_state: windowed mode: "burn_in" (zero state, the first ``burn_in`` steps of
+            each window left out of the loss) or "encoder" (a learned estimate from the
+            ``encoder_context`` steps before the window).
+        burn_in: windowed mode: first steps of each window left out of the loss (also with
+            the encoder); must be less than ``window_length``.
+        encoder_context: windowed mode with the encoder: past steps of u and y it reads.
+        encoder_width, encoder_depth: the encoder MLP's hidden width and number of hidden
+            layers.
     """
 
     epochs: int = 70
@@ -73,13 +95,41 @@ class TrainConfig:
     seed: int = 0
     devices: int | None = None
     matmul_precision: str | None = None
+    mode: Mode = "carried"
+    window_length: int = 128
+    batch_size: int = 32
+    steps_per_epoch: int | None = None
+    initial_state: InitialState = "burn_in"
+    burn_in: int = 32
+    encoder_context: int = 32
+    encoder_width: int = 64
+    encoder_depth: int = 2
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "segment_length", "validate_every", "washout"):
-            _check_int(name, getattr(self, name), minimum=0 if name == "washout" else 1)
-        for name in ("decay_every", "patience", "devices"):
+        positive = ("epochs", "segment_length", "validate_every", "window_length", "batch_size")
+        positive += ("encoder_context", "encoder_width", "encoder_depth")
+        for name in positive:
+            _check_int(name, getattr(self, name), minimum=1)
+        for name in ("washout", "seed", "burn_in"):
+            _check_int(name, getattr(self, name), minimum=0)
+        if self.seed >= 2**63:
+            raise ValueError(f"seed must be less than 2**63; got {self.seed}")
+        for name in ("decay_every", "patience", "devices", "steps_per_epoch"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), minimum=1)
+        for name in ("lr", "min_lr", "decay_rate") + (() if self.clip is None else ("clip",)):
+            _check_real(name, getattr(self, name))
+        if not isinstance(self.restore_best, bool):
+            raise ValueError(f"restore_best must be True or False; got {self.restore_best!r}")
+        _check_choice("mode", self.mode, ("carried", "windowed"))
+        _check_choice("initial_state", self.initial_state, ("burn_in", "encoder"))
+        if self.matmul_precision is not None:
+            _check_choice("matmul_precision", self.matmul_precision, PRECISIONS)
+        if self.burn_in >= self.window_length:
+            raise ValueError(
+                f"burn_in {self.burn_in} leaves nothing of a window of window_length "
+                f"{self.window_length} steps to train on; use a burn_in below window_length"
+            )
         if not self.lr > 0 or not self.min_lr >= 0:
             raise ValueError(
                 f"lr must be positive and min_lr non-negative; got {self.lr}, {self.min_lr}"
@@ -92,10 +142,11 @@ class TrainConfig:
             raise ValueError(
                 f"clip_mode must be 'elementwise' or 'global_norm'; got {self.clip_mode!r}"
             )
-        if not callable(getattr(optax, self.optimizer, None)):
+        if not _is_optimizer_name(self.optimizer):
             raise ValueError(
-                f"optimizer {self.optimizer!r} is not an Optax optimiser; use a name such as "
-                "'adam', 'adamw' or 'sgd', or pass an optax.GradientTransformation to fit()"
+                f"optimizer {self.optimizer!r} is not an Optax optimiser taking a learning "
+                "rate; use a name such as 'adam', 'adamw' or 'sgd', or pass an "
+                "optax.GradientTransformation to fit()"
             )
 
     def schedule(self, steps_per_epoch: int) -> optax.Schedule:
@@ -131,6 +182,26 @@ def _check_int(name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         kind = "a positive" if minimum == 1 else "a non-negative"
         raise ValueError(f"{name} must be {kind} integer; got {value!r}")
+
+
+def _check_real(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise ValueError(f"{name} must be a number; got {value!r}")
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+
+
+def _is_optimizer_name(name: Any) -> bool:
+    """A public Optax function that builds an optimiser from ``learning_rate`` (not `clip`)."""
+    if not isinstance(name, str) or name.startswith("_"):
+        return False
+    factory = getattr(optax, name, None)
+    if not inspect.isfunction(factory):
+        return False
+    return "learning_rate" in inspect.signature(factory).parameters
 
 
 # Cached so that equal settings give the same objects: jit-compiled steps that take them as

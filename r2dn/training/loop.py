@@ -1,20 +1,18 @@
-"""`fit`: truncated backpropagation through time with the state carried between segments.
+"""`fit`: train a model on input/output records, in either of two modes.
 
-One epoch starts every record from the zero state and runs them, as one batch, through
-consecutive segments of ``segment_length`` steps; each segment is one optimiser step, and the
-final state of a segment (without its gradient) is the initial state of the next. The loss of
-a segment is the mean over time of the squared error summed over records and outputs. This is
-the protocol of the R2DN paper's F-16 experiment.
+``mode="carried"`` (the default) is truncated backpropagation through time: one epoch starts
+every record from the zero state and runs them, as one batch, through consecutive segments of
+``segment_length`` steps; each segment is one optimiser step, and the final state of a segment
+(without its gradient) is the initial state of the next. The loss of a segment is the mean over
+time of the squared error summed over records and outputs. This is the protocol of the R2DN
+paper's F-16 experiment. ``mode="windowed"`` takes each optimiser step on a minibatch of random
+windows from any number of records (`r2dn.training.windows`). Either way validation is a free
+simulation over whole records, and the epochs are run by `r2dn.training.engine.run_epochs`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import signal
-import sys
-import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, Float, Int, PyTree
-from tqdm.auto import tqdm
+from jax.sharding import Mesh
+from jaxtyping import Array, Float, Int
 
 from r2dn.data import Normalizer, SequenceData
 from r2dn.io import TrainedModel
@@ -37,40 +35,33 @@ from r2dn.training.checkpoint import (
     CHECKPOINT,
     Checkpoint,
     RunState,
+    build_encoder,
     load_checkpoint,
     save_checkpoint,
+    uses_encoder,
 )
 from r2dn.training.config import TrainConfig, full_precision
+from r2dn.training.engine import (
+    Epoch,
+    EpochReport,
+    Schedule,
+    Trainee,
+    TrainingDiverged,
+    TrainingInterrupted,
+    run_epochs,
+)
+from r2dn.training.windows import Encoder, WindowLoss, WindowSampler, padded
 
+__all__ = [
+    "EpochReport",
+    "FitResult",
+    "TrainingDiverged",
+    "TrainingInterrupted",
+    "fit",
+    "mean_squared_error",
+]
 
-class TrainingDiverged(FloatingPointError):
-    """The loss or a gradient became NaN or infinite; the last checkpoint is left as it was."""
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """SIGTERM stopped `fit` after a compiled call; the message says what is kept.
-
-    A `KeyboardInterrupt`, so that SIGTERM and SIGINT are handled alike by callers.
-
-    Attributes:
-        checkpoint: the checkpoint of the last completed epoch, or ``None`` if none was written.
-    """
-
-    def __init__(self, message: str, checkpoint: Path | None):
-        super().__init__(message)
-        self.checkpoint = checkpoint
-
-
-@dataclass(frozen=True, eq=False)
-class EpochReport:
-    """What a callback of `fit` is told after each epoch (and its checkpoint)."""
-
-    epoch: int  # 1-based
-    train_loss: float
-    validation_loss: float | None
-    lr: float | None
-    seconds: float
-    model: AbstractRecurrentModel
+Records = SequenceData | Sequence[SequenceData]
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,12 +74,16 @@ class FitResult:
         state: the run's progress: epochs done, history, best epoch, why it stopped.
         config: the settings it ran with.
         metadata: what the caller attached to the run.
+        encoder: the initial-state encoder trained with the model (windowed mode with
+            ``initial_state="encoder"``; it works in the model's normalised units), else
+            ``None``. Keep it with `save_encoder`.
     """
 
     trained: TrainedModel
     state: RunState
     config: TrainConfig
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    encoder: Encoder | None = None
 
 
 def mean_squared_error(
@@ -98,47 +93,24 @@ def mean_squared_error(
     return jnp.sum((y_hat - y) ** 2) / y.shape[-2]
 
 
-def _segment_loss(model, x0, u, y):
-    x_T, y_hat = model.simulate(x0, u)  # direct → explicit parameters once per segment
-    return mean_squared_error(y, y_hat), x_T
+@dataclass(frozen=True)
+class SegmentLoss:
+    """The carried-state loss of the segment ``[start, start + length)`` from state ``x``.
+
+    For `r2dn.training.steps.train_steps`: ``loss(model, x, start, u, y) -> (value, x_T)``.
+    """
+
+    length: int
+
+    def __call__(self, model, x, start, u, y):
+        u_seg, y_seg = (jax.lax.dynamic_slice_in_dim(a, start, self.length, axis=1) for a in (u, y))
+        x_T, y_hat = model.simulate(x, u_seg)  # direct → explicit parameters once per segment
+        return mean_squared_error(y_seg, y_hat), x_T
 
 
-#: Segments trained per compiled call (at most; a divisor of the segments per epoch), so that
+#: Optimiser steps per compiled call (at most; a divisor of the steps per epoch), so that
 #: Python's dispatch costs once per call rather than once per optimiser step.
 SEGMENTS_PER_CALL = 16
-
-
-@eqx.filter_jit
-def _train_segments(
-    model: AbstractRecurrentModel,
-    opt_state: PyTree,
-    x: Float[Array, "batch nx"],
-    u: Float[Array, "batch T nu"],
-    y: Float[Array, "batch T ny"],
-    starts: Int[Array, " K"],
-    length: int,
-    optimizer: optax.GradientTransformation,
-):
-    """One optimiser step on each segment ``[start, start + length)`` in turn, state carried.
-
-    Returns the model, optimiser state and final state, and per segment its loss and whether
-    the loss and gradient are finite.
-    """
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-
-    def step(carry, start):
-        params, opt_state, x = carry
-        u_seg, y_seg = (jax.lax.dynamic_slice_in_dim(a, start, length, axis=1) for a in (u, y))
-        grad_fn = eqx.filter_value_and_grad(_segment_loss, has_aux=True)
-        (loss, x_T), grads = grad_fn(eqx.combine(params, static), x, u_seg, y_seg)
-        finite = jnp.isfinite(loss)
-        for g in jax.tree.leaves(grads):
-            finite &= jnp.all(jnp.isfinite(g))
-        updates, opt_state = optimizer.update(grads, opt_state, params, value=loss)
-        return (eqx.apply_updates(params, updates), opt_state, x_T), (loss, finite)
-
-    (params, opt_state, x), (losses, finite) = jax.lax.scan(step, (params, opt_state, x), starts)
-    return eqx.combine(params, static), opt_state, x, losses, finite
 
 
 @eqx.filter_jit
@@ -150,8 +122,8 @@ def _validation_loss(model, u, y, washout: int):
 
 def fit(
     spec: ModelSpec,
-    train: SequenceData,
-    validation: SequenceData | None = None,
+    train: Records,
+    validation: Records | None = None,
     config: TrainConfig | None = None,
     *,
     normalizer: Normalizer | None = None,
@@ -162,186 +134,232 @@ def fit(
     metadata: Mapping[str, Any] | None = None,
     progress: bool = True,
 ) -> FitResult:
-    """Train a model of kind and size ``spec`` on ``train`` by truncated BPTT.
+    """Train a model of kind and size ``spec`` on ``train`` (carried-state or windowed).
 
     Args:
         spec: the model to build (its ``nu``/``ny`` must match the data); initialised from
             ``config.seed``.
-        train: training records in physical units, trained on as one batch.
+        train: training records in physical units: a `SequenceData`, or several with the same
+            channels (of different lengths in windowed mode; stacked into one batch in the
+            carried mode, which needs equal lengths).
         validation: records for validation (free simulation from the zero state, first
-            ``config.washout`` steps left out), for early stopping and ``restore_best``.
+            ``config.washout`` steps left out), for early stopping and ``restore_best``;
+            several `SequenceData` give the sum of their losses.
         config: training settings; default `TrainConfig()` (the paper's F-16 protocol).
         normalizer: z-score applied to all data; default: fitted on ``train``.
         run_dir: if given, a checkpoint is written there (atomically) after every epoch.
         resume: continue the run checkpointed in ``run_dir`` where it stopped, with the same
             spec, data and settings (only ``config.epochs`` may differ).
-        optimizer: any Optax optimiser, used instead of the one ``config`` names (clipping
-            included). Pass the same one when resuming.
+        optimizer: any Optax transformation, used instead of the one ``config`` names
+            (clipping included), e.g. ``optax.chain(optax.adam(1e-3),
+            optax.contrib.reduce_on_plateau())``: every update is told the loss as ``value``.
+            Pass the same one when resuming.
         callbacks: called with an `EpochReport` after each epoch and its checkpoint.
         metadata: JSON-serialisable notes stored in the checkpoint (e.g. the data source).
         progress: show a progress bar with the loss and learning rate.
 
     Raises:
         TrainingDiverged: the loss or a gradient became NaN or infinite; the message names
-            the epoch and segment, and the last checkpoint is left intact.
+            the epoch and step, and the last checkpoint is left intact.
     """
     config = TrainConfig() if config is None else config
+    train, validation = _records(train), _records(validation)
     _check_data(spec, train, validation, config)
-    normalizer = Normalizer.fit(train) if normalizer is None else normalizer
-    steps = train.length // config.segment_length
-    schedule = config.schedule(steps) if optimizer is None else None
-    optimizer = config.optimizer_for(steps) if optimizer is None else optimizer
-    # Every optimiser is told the loss (``value=``), so `optax.contrib.reduce_on_plateau` works.
-    optimizer = optax.with_extra_args_support(optimizer)
+    if config.mode == "carried":
+        train = [SequenceData.concat_batch(train)]
+    normalizer = _fit_normalizer(train) if normalizer is None else normalizer
+    fresh = _fresh_checkpoint(spec, train[0], normalizer, config, metadata)
+    plan = (_carried if config.mode == "carried" else _windowed)(
+        [normalizer.apply(d) for d in train], config, fresh.run.model
+    )
+    schedule = config.schedule(plan.steps) if optimizer is None else None
+    optimizer = config.optimizer_for(plan.steps) if optimizer is None else optimizer
     checkpoint_path = None if run_dir is None else Path(run_dir) / CHECKPOINT
+    fresh = dataclasses.replace(fresh, opt_state=optimizer.init(_parameters(fresh)))
+    checkpoint = _resume(checkpoint_path, optimizer, fresh) if resume else fresh
+    trainee = _trainee(checkpoint)
+    trainee.model, trainee.opt_state = parallel.replicate(
+        (trainee.model, trainee.opt_state), plan.mesh
+    )
+    with full_precision(config.matmul_precision):
+        run_epochs(
+            trainee,
+            optimizer,
+            plan.epoch,
+            Schedule(
+                epochs=config.epochs,
+                steps=plan.steps,
+                validate_every=config.validate_every,
+                patience=config.patience,
+                lr=schedule,
+                progress=progress,
+                unit=plan.unit,
+            ),
+            validate=_validator(
+                normalizer, validation, plan.mesh, config.washout, fresh.run.model.dtype
+            ),
+            save=None if checkpoint_path is None else _saver(checkpoint_path, checkpoint),
+            checkpoint=checkpoint_path,
+            callbacks=callbacks,
+            view=_model_of,
+        )
+    return _result(checkpoint, trainee, config)
+
+
+def _result(checkpoint: Checkpoint, trainee: Trainee, config: TrainConfig) -> FitResult:
+    """The final (or, with ``restore_best``, the best) model and encoder, on one device."""
+    final = trainee.model
+    if config.restore_best and trainee.best is not None:
+        final = trainee.best
+    encoder = _gathered(final[1]) if isinstance(final, tuple) else None
+    run = dataclasses.replace(checkpoint.run, model=_gathered(_model_of(final)))
+    return FitResult(run, trainee.state, config, checkpoint.metadata, encoder)
+
+
+@dataclass(frozen=True, eq=False)
+class _Plan:
+    """How one mode trains: steps per epoch, the device mesh and each epoch's work."""
+
+    steps: int
+    mesh: Mesh
+    epoch: Callable[[int], Epoch]
+    unit: str
+
+
+def _carried(train: list[SequenceData], config: TrainConfig, model) -> _Plan:
+    """Consecutive segments of the records, one batch, state carried; the same every epoch."""
+    (data,) = train
+    steps = data.length // config.segment_length
+    mesh = parallel.batch_mesh(data.batch, config.devices)
+    u, y = parallel.shard_batch(_arrays(data, model.dtype), mesh)
+    x0 = parallel.shard_batch(model.initial_state(data.batch), mesh)
+    starts = config.segment_length * jnp.arange(steps, dtype=jnp.int32)
+    work = Epoch(SegmentLoss(config.segment_length), _calls(starts), x0, (u, y))
+    return _Plan(steps, mesh, lambda epoch: work, "segment")
+
+
+def _windowed(train: list[SequenceData], config: TrainConfig, model) -> _Plan:
+    """Random windows of all records; epoch ``e`` runs global steps ``e·steps ...``."""
+    records = [(d.u[i], d.y[i]) for d in train for i in range(d.batch)]
+    context = config.encoder_context if uses_encoder(config) else 0
+    sampler = WindowSampler(
+        tuple(len(u) for u, _ in records), config.window_length, context, config.batch_size
+    )
+    samples = sum(sampler.lengths)
+    steps = config.steps_per_epoch or max(1, samples // (config.batch_size * config.window_length))
+    mesh = parallel.batch_mesh(config.batch_size, config.devices)
+    key = jax.random.fold_in(jax.random.key(config.seed), 2)
+    u, y = (jnp.asarray(padded([r[i] for r in records]), model.dtype) for i in (0, 1))
+    data = parallel.replicate((key, u, y), mesh)
+    loss = WindowLoss(sampler, config.burn_in, mesh)
+
+    def epoch(e: int) -> Epoch:
+        return Epoch(
+            loss, _calls(jnp.arange(e * steps, (e + 1) * steps, dtype=jnp.int32)), None, data
+        )
+
+    return _Plan(steps, mesh, epoch, "batch")
+
+
+def _calls(batches: Int[Array, " steps"]) -> Int[Array, "calls per_call"]:
+    """The steps of an epoch grouped into compiled calls of at most `SEGMENTS_PER_CALL`."""
+    per_call = max(n for n in range(1, SEGMENTS_PER_CALL + 1) if len(batches) % n == 0)
+    return batches.reshape(-1, per_call)
+
+
+def _fresh_checkpoint(spec, train: SequenceData, normalizer, config, metadata) -> Checkpoint:
+    """A new run: the model (and encoder) initialised from ``config.seed``, no optimiser state."""
+    model = spec.build(jax.random.key(config.seed))
     run = TrainedModel(
-        model=spec.build(jax.random.key(config.seed)),
+        model=model,
         spec=spec,
         normalizer=normalizer,
         dt=train.dt,
         input_names=train.input_names,
         output_names=train.output_names,
     )
-    checkpoint = Checkpoint(
-        run=run,
-        config=config,
-        state=RunState(),
-        opt_state=optimizer.init(eqx.filter(run.model, eqx.is_inexact_array)),
-        best_model=None,
-        metadata=dict(metadata or {}),
+    encoder = build_encoder(spec, config, model.dtype) if uses_encoder(config) else None
+    return Checkpoint(run, config, RunState(), None, None, dict(metadata or {}), encoder)
+
+
+def _trainee(checkpoint: Checkpoint) -> Trainee:
+    """What is trained: the model, or the pair (model, encoder)."""
+    if checkpoint.encoder is None:
+        model, best = checkpoint.run.model, checkpoint.best_model
+    else:
+        model = (checkpoint.run.model, checkpoint.encoder)
+        best = (
+            None
+            if checkpoint.best_model is None
+            else (
+                checkpoint.best_model,
+                checkpoint.best_encoder,
+            )
+        )
+    return Trainee(model, checkpoint.opt_state, best, checkpoint.state)
+
+
+def _parameters(checkpoint: Checkpoint):
+    return eqx.filter(_trainee(checkpoint).model, eqx.is_inexact_array)
+
+
+def _model_of(trained) -> AbstractRecurrentModel:
+    return trained[0] if isinstance(trained, tuple) else trained
+
+
+def _saver(path: Path, checkpoint: Checkpoint) -> Callable[[Trainee], None]:
+    """Writes the checkpoint of a trainee (after each epoch)."""
+
+    def save(trainee: Trainee) -> None:
+        model, best = trainee.model, trainee.best
+        pair = isinstance(model, tuple)
+        save_checkpoint(
+            path,
+            dataclasses.replace(
+                checkpoint,
+                run=dataclasses.replace(checkpoint.run, model=_model_of(model)),
+                state=trainee.state,
+                opt_state=trainee.opt_state,
+                best_model=None if best is None else _model_of(best),
+                encoder=model[1] if pair else None,
+                best_encoder=best[1] if pair and best is not None else None,
+            ),
+        )
+
+    return save
+
+
+def _validator(normalizer, validation: list[SequenceData], mesh, washout: int, dtype):
+    """The validation loss of a trainee: the sum over the groups of validation records."""
+    if not validation:
+        return None
+    placed = []
+    for data in validation:
+        place = parallel.shard_batch if data.batch % mesh.size == 0 else parallel.replicate
+        placed.append(place(_arrays(normalizer.apply(data), dtype), mesh))
+
+    def validate(trained) -> float:
+        model = _model_of(trained)
+        return sum(float(_validation_loss(model, u, y, washout)) for u, y in placed)
+
+    return validate
+
+
+def _records(data: Records | None) -> list[SequenceData]:
+    if data is None:
+        return []
+    return [data] if isinstance(data, SequenceData) else list(data)
+
+
+def _fit_normalizer(train: list[SequenceData]) -> Normalizer:
+    """z-score statistics over every training record."""
+    if len(train) == 1:
+        return Normalizer.fit(train[0])
+    u, y = (
+        np.concatenate([getattr(d, k).reshape(-1, getattr(d, k).shape[-1]) for d in train])
+        for k in ("u", "y")
     )
-    if resume:
-        checkpoint = _resume(checkpoint_path, optimizer, checkpoint)
-    state, best_model = checkpoint.state, checkpoint.best_model
-
-    mesh = parallel.batch_mesh(train.batch, config.devices)
-    model, opt_state = parallel.replicate((checkpoint.run.model, checkpoint.opt_state), mesh)
-    u, y = parallel.shard_batch(_arrays(normalizer.apply(train), model.dtype), mesh)
-    x0 = parallel.shard_batch(model.initial_state(train.batch), mesh)
-    if validation is not None:
-        place = parallel.shard_batch if validation.batch % mesh.size == 0 else parallel.replicate
-        u_val, y_val = place(_arrays(normalizer.apply(validation), model.dtype), mesh)
-    per_call = max(n for n in range(1, SEGMENTS_PER_CALL + 1) if steps % n == 0)
-    starts = config.segment_length * jnp.arange(steps, dtype=jnp.int32).reshape(-1, per_call)
-    log_lines = progress and not sys.stderr.isatty()  # a log gets one line per epoch, no bar
-    bar = tqdm(
-        total=config.epochs * steps,
-        initial=min(state.epoch, config.epochs) * steps,
-        disable=not progress or log_lines,
-        unit="seg",
-        dynamic_ncols=True,
-    )
-    first_epoch = state.epoch
-    began = started = time.perf_counter()
-    with bar, full_precision(config.matmul_precision), _SigtermAsInterrupt() as stop:
-        while state.epoch < config.epochs and state.stop_reason is None:
-            epoch = state.epoch + 1
-            kept = _kept(checkpoint_path)
-            lr = None if schedule is None else float(schedule(state.epoch * steps))
-            bar.set_description(f"epoch {epoch}/{config.epochs}")
-            x, losses, unread = x0, [], None
-            # A call's segments are checked and recorded only once the next call is queued, so
-            # that the device never waits for the host.
-            for c in range(len(starts) + 1):
-                if c < len(starts):
-                    model, opt_state, x, loss, finite = _train_segments(
-                        model, opt_state, x, u, y, starts[c], config.segment_length, optimizer
-                    )
-                read, unread = unread, (loss, finite)
-                if stop.is_set():
-                    raise TrainingInterrupted(
-                        f"interrupted by SIGTERM in epoch {epoch}; {kept} kept",
-                        _existing(checkpoint_path),
-                    )
-                if read is None:
-                    continue
-                read_losses, read_finite = np.asarray(read[0]), np.asarray(read[1])
-                if not read_finite.all():
-                    k = len(losses) + int(np.argmin(read_finite)) + 1
-                    raise TrainingDiverged(
-                        f"the loss or a gradient is NaN or infinite at epoch {epoch}, segment "
-                        f"{k} of {steps} (loss {read_losses[k - len(losses) - 1]}); {kept} left "
-                        "intact. Try a lower learning rate or gradient clipping."
-                    )
-                losses.extend(read_losses.tolist())
-                postfix = _postfix(loss=losses[-1], lr=lr, val=_last(state, "validation"))
-                bar.set_postfix(postfix, refresh=False)
-                bar.update(len(read_losses))
-
-            val_loss = None
-            if validation is not None and (
-                epoch % config.validate_every == 0 or epoch == config.epochs
-            ):
-                val_loss = float(_validation_loss(model, u_val, y_val, config.washout))
-                if not math.isfinite(val_loss):
-                    raise TrainingDiverged(
-                        f"the validation loss is {val_loss} after epoch {epoch}; {kept} left intact"
-                    )
-                if state.best_loss is None or val_loss < state.best_loss:
-                    state.best_loss, state.best_epoch, best_model = val_loss, epoch, model
-            # An epoch's time runs from the end of the previous one's, so it includes validation
-            # and the previous checkpoint write; the last write is added after the loop.
-            seconds, started = time.perf_counter() - started, time.perf_counter()
-            _record(state, np.mean(losses), val_loss, lr, seconds)
-            if log_lines:
-                print(_log_line(state, config.epochs, started - began), file=sys.stderr)
-            _check_patience(state, config.patience)
-            if checkpoint_path is not None:
-                checkpoint = dataclasses.replace(
-                    checkpoint,
-                    run=dataclasses.replace(run, model=model),
-                    opt_state=opt_state,
-                    best_model=best_model,
-                )
-                save_checkpoint(checkpoint_path, checkpoint)
-            report = EpochReport(epoch, state.history["train"][-1], val_loss, lr, seconds, model)
-            for callback in callbacks:
-                callback(report)
-
-    if state.epoch > first_epoch:
-        state.history["seconds"][-1] += time.perf_counter() - started
-    final = best_model if config.restore_best and best_model is not None else model
-    return FitResult(_with_model(run, final), state, config, checkpoint.metadata)
-
-
-def _kept(path: Path | None) -> str:
-    """What a message may say is kept: only a checkpoint that exists."""
-    if _existing(path) is None:
-        return "no checkpoint was written yet (nothing to resume)"
-    return f"the last checkpoint {path} is"
-
-
-def _existing(path: Path | None) -> Path | None:
-    return path if path is not None and path.is_file() else None
-
-
-class _SigtermAsInterrupt:
-    """Within it SIGTERM sets the returned event instead of killing the process; `fit` checks
-    it after each compiled call and stops as on SIGINT, its last checkpoint intact.
-
-    Outside the main thread no handler can be installed and the event never sets.
-    """
-
-    def __enter__(self) -> threading.Event:
-        self.event, self.previous = threading.Event(), None
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGTERM, lambda *_: self.event.set())
-        return self.event
-
-    def __exit__(self, *exc) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
-
-
-def _log_line(state: RunState, epochs: int, elapsed: float) -> str:
-    """One progress line for logs: epoch, losses, learning rate, elapsed time."""
-    values = _postfix(
-        train=state.history["train"][-1],
-        validation=state.history["validation"][-1],
-        lr=state.history["lr"][-1],
-    )
-    fields = " ".join(f"{name}={value}" for name, value in values.items())
-    return f"epoch {state.epoch}/{epochs} {fields} elapsed={elapsed:.1f}s"
+    return Normalizer.from_record(u, y)
 
 
 def _resume(
@@ -360,39 +378,10 @@ def _resume(
     return dataclasses.replace(saved, config=fresh.config)
 
 
-def _check_patience(state: RunState, patience: int | None) -> None:
-    best = state.best_epoch
-    if patience is not None and best is not None and state.epoch - best >= patience:
-        state.stop_reason = (
-            f"early stopping: no validation improvement in {patience} epochs (best at epoch {best})"
-        )
-
-
-def _last(state: RunState, series: str) -> float | None:
-    """The latest non-missing value of a history series."""
-    return next((v for v in reversed(state.history[series]) if v is not None), None)
-
-
-def _postfix(**values: float | None) -> dict[str, str]:
-    return {name: f"{value:.4g}" for name, value in values.items() if value is not None}
-
-
-def _record(state: RunState, train_loss, val_loss, lr, seconds) -> None:
-    state.epoch += 1
-    for name, value in (
-        ("train", float(train_loss)),
-        ("validation", val_loss),
-        ("lr", lr),
-        ("seconds", seconds),
-    ):
-        state.history[name].append(value)
-
-
-def _with_model(run: TrainedModel, model: AbstractRecurrentModel) -> TrainedModel:
-    """``run`` with ``model``, gathered onto the default device."""
+def _gathered(tree):
+    """``tree`` gathered onto the default device."""
     device = jax.devices()[0]
-    gathered = jax.tree.map(lambda a: jax.device_put(a, device) if eqx.is_array(a) else a, model)
-    return dataclasses.replace(run, model=gathered)
+    return jax.tree.map(lambda a: jax.device_put(a, device) if eqx.is_array(a) else a, tree)
 
 
 def _arrays(data: SequenceData, dtype) -> tuple[Array, Array]:
@@ -400,34 +389,43 @@ def _arrays(data: SequenceData, dtype) -> tuple[Array, Array]:
 
 
 def _check_data(
-    spec: ModelSpec, train: SequenceData, validation: SequenceData | None, config: TrainConfig
+    spec: ModelSpec, train: list[SequenceData], validation: list[SequenceData], config: TrainConfig
 ) -> None:
-    if (spec.nu, spec.ny) != (train.nu, train.ny):
+    if not train:
+        raise ValueError("fit needs at least one SequenceData of training records")
+    first = train[0]
+    if (spec.nu, spec.ny) != (first.nu, first.ny):
         raise ValueError(
             f"the model has nu={spec.nu} inputs and ny={spec.ny} outputs but the training data "
-            f"has {train.nu} ({', '.join(train.input_names)}) and {train.ny} "
-            f"({', '.join(train.output_names)})"
+            f"has {first.nu} ({', '.join(first.input_names)}) and {first.ny} "
+            f"({', '.join(first.output_names)})"
         )
-    if config.segment_length > train.length:
-        raise ValueError(
-            f"segment_length {config.segment_length} exceeds the training records' length "
-            f"{train.length}; use at most {train.length}"
-        )
-    if validation is None:
-        return
-    if (validation.input_names, validation.output_names) != (
-        train.input_names,
-        train.output_names,
-    ):
-        raise ValueError(
-            f"validation channels {validation.input_names} → {validation.output_names} differ "
-            f"from the training channels {train.input_names} → {train.output_names}"
-        )
-    if config.washout >= validation.length:
-        raise ValueError(
-            f"washout {config.washout} leaves nothing of the validation records "
-            f"({validation.length} steps); use a smaller washout"
-        )
+    for i, data in enumerate(train[1:] + validation, start=1):
+        what = f"training records {i}" if i < len(train) else "validation"
+        if (data.input_names, data.output_names) != (first.input_names, first.output_names):
+            raise ValueError(
+                f"{what} channels {data.input_names} → {data.output_names} differ from the "
+                f"training channels {first.input_names} → {first.output_names}"
+            )
+    if config.mode == "carried":
+        lengths = sorted({data.length for data in train})
+        if len(lengths) > 1:
+            raise ValueError(
+                f"the carried mode trains the records as one batch, so they need one length; "
+                f"got lengths {lengths}. Use TrainConfig(mode='windowed') for records of "
+                "different lengths"
+            )
+        if config.segment_length > first.length:
+            raise ValueError(
+                f"segment_length {config.segment_length} exceeds the training records' length "
+                f"{first.length}; use at most {first.length}"
+            )
+    for data in validation:
+        if config.washout >= data.length:
+            raise ValueError(
+                f"washout {config.washout} leaves nothing of the validation records "
+                f"({data.length} steps); use a smaller washout"
+            )
 
 
 def _check_same_run(saved: Checkpoint, fresh: Checkpoint) -> None:

@@ -369,3 +369,38 @@ def test_fit_without_validation_and_with_a_physical_gamma(tmp_path):
     assert trained.model.supply.gamma == pytest.approx(expected, rel=1e-6)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["scored"] == "training" and metrics["data"]["gamma_physical"] == 3.0
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("3", "holds a JSON int, not an object"),
+        ('{"Q": [[-1]], "S": [[0]]}', "lacks the matrices ['R']"),
+        ('{"Q": [[-1], [1, 2]], "S": [[0]], "R": [[1]]}', "Q in qsr.json is not a matrix"),
+        ("not json", "neither .npz nor valid JSON"),
+    ],
+)
+def test_a_bad_qsr_file_is_a_one_line_error(content, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "qsr.json").write_text(content)
+    result = invoke("fit", "--model", "robust-r2dn", "--qsr-file", "qsr.json")
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_fit_refuses_an_out_it_cannot_use(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "file").write_text("")
+    result = invoke("fit", "--gamma", "2", "--out", "file")
+    assert result.exit_code == 2 and "is a file" in result.output
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "model.r2dn").write_text("")
+    result = invoke("fit", "--gamma", "2", "--out", "old")
+    assert result.exit_code == 2 and "already holds a model" in result.output
+
+
+def test_evaluate_names_the_channels_the_model_was_trained_on(run_dir, tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("v,y\n1,2\n3,4\n")
+    model_path = run_dir[0] / "model.r2dn"
+    result = invoke("evaluate", model_path, "--csv", data, "--inputs", "v", "--out", tmp_path)
+    assert result.exit_code == 2 and "trained on the inputs ['u']" in result.output

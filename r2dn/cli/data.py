@@ -68,7 +68,7 @@ def training_data(
         split = {"train": "estimation record", "validation": "validation record"}
         return train, validation, None, {"source": source, "split": split}
     if source == "f16":
-        train, validation, normalizer = load_f16(f16_root)
+        train, validation, normalizer = _f16(f16_root)
         root = None if f16_root is None else str(f16_root.resolve())
         split = {"train": "levels 1, 3, 5, 7", "validation": "levels 2, 4, 6"}
         return train, validation, normalizer, {"source": source, "root": root, "split": split}
@@ -102,10 +102,27 @@ def evaluation_data(
     if source == "cascaded-tanks":
         return load_cascaded_tanks()[1]
     if source == "f16":
-        return load_f16(f16_root)[1]
+        return _f16(f16_root)[1]
+    for given, own, what in (
+        (inputs, trained.input_names, "inputs"),
+        (outputs, trained.output_names, "outputs"),
+    ):
+        if given is not None and tuple(given) != tuple(own):
+            raise CommandError(
+                f"the model was trained on the {what} {list(own)}, not {given}; leave out "
+                f"--{what} (or give --{what} {','.join(own)}) and name the CSV's columns so"
+            )
     return read_csv(
         csv_path,
         inputs or list(trained.input_names),
         outputs or list(trained.output_names),
         trained.dt if dt is None else dt,
     )
+
+
+def _f16(root: Path | None) -> tuple[SequenceData, SequenceData, Normalizer]:
+    """`load_f16`, its download failures (no network, a bad archive) as one-line errors."""
+    try:
+        return load_f16(root)
+    except RuntimeError as error:
+        raise CommandError(str(error)) from None

@@ -119,6 +119,14 @@ def command(
         source, f16_root, csv_path, val_csv, names(inputs, "inputs"), names(outputs, "outputs"),
         dt, val_fraction,
     )  # fmt: skip
+    both = set(train.input_names) & set(train.output_names)
+    if both:
+        typer.secho(
+            f"Warning: {sorted(both)} are both inputs and outputs; the model then only learns "
+            "to pass them through.",
+            fg="yellow",
+            err=True,
+        )
     normalizer = Normalizer.fit(train) if normalizer is None else normalizer
     values = {o.name: options[o.name] for o in MODEL}
     given = {o.name for o in MODEL if given_on_command_line(ctx, o.name)}
@@ -150,7 +158,9 @@ def command(
         if (out / CHECKPOINT).is_file():
             advice = (
                 f"the last completed epoch is checkpointed in {out / CHECKPOINT}; rerun the same "
-                "command with --resume to continue"
+                "command with --resume"
+                + (" instead of --overwrite" if overwrite else "")
+                + " to continue"
             )
         else:
             advice = "no epoch was completed, so nothing was saved; rerun the command to start"
@@ -207,6 +217,9 @@ def _check_out(out: Path, resume: bool, overwrite: bool) -> None:
             f"{out} already holds a model ({MODEL_FILE}); replace it with --overwrite or choose "
             "another --out"
         )
+    if overwrite:  # an interrupted new run must not leave the old one's files to resume
+        for stale in (out / MODEL_FILE, out / CHECKPOINT):
+            stale.unlink(missing_ok=True)
     if out.exists() and not out.is_dir():
         raise CommandError(f"--out {out} is a file; give a folder for the run")
     try:

@@ -45,6 +45,9 @@ HELP = {
     "identity_output": "Output the state (y = x); needs as many outputs as states.",
     "activation": "Activation of φ (relu, tanh, ...).",
     "eps": "Margin ε > 0 that makes the certificate strict.",
+    "lti": "LTI part of the R2DN: dense (the paper's) or dplr (diagonal plus low rank, for "
+    "large --nx; needs --rank).",
+    "rank": "Rank of the low-rank parts of --lti dplr.",
     "nu_index": "Input passivity index ν of a passive REN.",
     "rho_index": "Output passivity index ρ of a passive REN.",
 }

@@ -56,6 +56,7 @@ class Option:
         info = typer.Option(
             help=self.help,
             parser=parser,
+            metavar=None if parser is None else _metavar(self.type),
             show_default=default is not None,
         )
         return inspect.Parameter(
@@ -130,15 +131,11 @@ def constructor_parameters(build: Callable) -> dict[str, inspect.Parameter]:
 
     For a class, the ``__init__`` of each class in its method resolution order is read until
     one takes no ``**kwargs``: a named variant passes what it does not set itself on to its
-    parent. Annotations are resolved to types.
+    parent. A function with ``**kwargs`` is followed into the class its return annotation
+    names. Annotations are resolved to types.
     """
-    chain = (
-        [k.__init__ for k in build.__mro__ if "__init__" in vars(k)]
-        if isinstance(build, type)
-        else [build]
-    )
     parameters: dict[str, inspect.Parameter] = {}
-    for init in chain:
+    for init in _constructor_chain(build):
         signature = inspect.signature(init)
         hints = typing.get_type_hints(init)
         for p in signature.parameters.values():
@@ -148,6 +145,13 @@ def constructor_parameters(build: Callable) -> dict[str, inspect.Parameter]:
         if not any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()):
             break
     return parameters
+
+
+def _constructor_chain(build: Callable) -> list[Callable]:
+    if not isinstance(build, type):
+        returns = typing.get_type_hints(build).get("return")
+        return [build, *(_constructor_chain(returns) if isinstance(returns, type) else [])]
+    return [k.__init__ for k in build.__mro__ if "__init__" in vars(k)]
 
 
 def constructor_options(
@@ -244,6 +248,21 @@ def _cli_type(
         if len(set(items)) == 1 and items[0] in _PLAIN:
             parse, show = _items(_plain(items[0])), _show_items
     return str, _none_or(parse) if optional else parse, show
+
+
+def _metavar(kind_type: Any) -> str:
+    """How the help names a type typer does not parse itself, e.g. ``float|none``."""
+    inner = [t for t in typing.get_args(kind_type) if t is not type(None)]
+    if _optional(kind_type) and len(inner) == 1:
+        return _metavar(inner[0]) + "|none"
+    if typing.get_origin(kind_type) is Literal:
+        return "|".join(str(v) for v in typing.get_args(kind_type))
+    if kind_type in _PLAIN:
+        return kind_type.__name__
+    items = [t for t in typing.get_args(kind_type) if t is not Ellipsis]
+    if len(set(items)) == 1 and items[0] in _PLAIN:
+        return f"{items[0].__name__},..."
+    return "json"
 
 
 def _plain(base: Any) -> Callable[[Any], Any]:

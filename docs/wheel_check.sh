@@ -24,4 +24,7 @@ test = doctest.DocTestParser().get_doctest(example, {}, "README example", None, 
 result = doctest.DocTestRunner().run(test)
 sys.exit(1 if result.failed else 0)
 PYEOF
-"$WORK/venv/bin/r2dn" fit --data cascaded-tanks --nx 4 --nv 4 --hidden 8 --epochs 2 --out "$WORK/run"
+"$WORK/venv/bin/r2dn" fit --data cascaded-tanks --gamma 5 --nx 4 --nv 4 --hidden 8 --epochs 2 \
+    --no-progress --out "$WORK/run"
+"$WORK/venv/bin/r2dn" evaluate "$WORK/run/model.r2dn"
+test -f "$WORK/run/evaluation-cascaded-tanks/metrics.json"

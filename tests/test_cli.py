@@ -1,6 +1,8 @@
 """Tests of the ``r2dn`` command line (fit, evaluate, simulate, certify) on tiny models."""
 
 import csv
+import dataclasses
+import inspect
 import json
 import os
 import shutil
@@ -9,22 +11,30 @@ import subprocess
 import sys
 import time
 
+import jax
 import numpy as np
 import pytest
 import typer
 from typer.testing import CliRunner
 
 from r2dn import cli
-from r2dn.data import load_cascaded_tanks
-from r2dn.io import load_model, read_header
-from r2dn.training import CHECKPOINT, Check
+from r2dn.cli import certify as certify_command
+from r2dn.cli import common as cli_common
+from r2dn.cli import fit as fit_command
+from r2dn.cli.data import split_tail
+from r2dn.cli.model import NOT_OPTIONS, PRESETS, gamma_for_normalized
+from r2dn.cli.options import constructor_parameters
+from r2dn.data import Normalizer, load_cascaded_tanks
+from r2dn.io import TrainedModel, load_model, read_header
+from r2dn.registry import MODELS, ModelSpec
+from r2dn.training import CHECKPOINT, Check, TrainConfig
 
 TINY = ["--nx", "2", "--nv", "2", "--hidden", "4", "--washout", "10", "--no-progress"]
 FIT = ["fit", *TINY, "--gamma", "5", "--epochs", "2", "--segment-length", "512", "--lr", "0.01"]
 
 
 def invoke(*args: str):
-    return CliRunner().invoke(cli.app, [str(a) for a in args])
+    return CliRunner().invoke(cli.app, [str(a) for a in args], env={"COLUMNS": "200"})
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +52,7 @@ def run_dir(tmp_path_factory):
 
 def test_every_command_and_option_is_documented():
     group = typer.main.get_command(cli.app)
-    assert set(group.commands) == {"fit", "evaluate", "simulate", "certify"}
+    assert list(group.commands) == list(cli.COMMANDS) == ["fit", "evaluate", "simulate", "certify"]
     for name, command in group.commands.items():
         assert command.help, name
         result = invoke(name, "--help")
@@ -60,7 +70,12 @@ def test_fit_writes_the_model_its_metrics_and_plots(run_dir):
         assert (out / name).is_file(), name
     trained = load_model(out / "model.r2dn")
     assert trained.spec.kind == "lipschitz-r2dn" and trained.model.supply.gamma == 5.0
-    assert trained.metrics["validation"] == json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert trained.metrics["validation"].items() <= metrics.items()
+    assert metrics["scored"] == "validation" and metrics["epochs"] == 2
+    assert metrics["data"]["source"] == "cascaded-tanks" and "split" in metrics["data"]
+    assert metrics["training"]["epochs"] == 2 and metrics["model"]["kind"] == "lipschitz-r2dn"
+    assert metrics["training_seconds"] > 0
 
 
 def test_fit_refuses_to_overwrite_and_resumes_a_run(run_dir, tmp_path):
@@ -82,8 +97,21 @@ def test_evaluate_reproduces_the_metrics_of_fit(run_dir, tmp_path):
     result = invoke("evaluate", out / "model.r2dn", "--washout", "10", "--out", tmp_path)
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics == load_model(out / "model.r2dn").metrics["validation"]
+    assert load_model(out / "model.r2dn").metrics["validation"].items() <= metrics.items()
+    assert metrics["scored"]["name"] == "cascaded-tanks"
     assert (tmp_path / "prediction.png").is_file()
+
+
+def test_evaluate_writes_to_a_folder_named_after_the_data(run_dir, tmp_path):
+    model_path = tmp_path / "model.r2dn"
+    shutil.copy(run_dir[0] / "model.r2dn", model_path)
+    u, y = load_cascaded_tanks()[1].u[0, :, 0], load_cascaded_tanks()[1].y[0, :, 0]
+    data = tmp_path / "held-out.csv"
+    data.write_text("u,y\n" + "".join(f"{a},{b}\n" for a, b in zip(u, y, strict=True)))
+    result = invoke("evaluate", model_path, "--csv", data, "--washout", "10")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "evaluation-held-out" / "metrics.json").read_text())
+    assert metrics["scored"]["csv"] == str(data.resolve())
 
 
 def test_simulate_writes_outputs_in_physical_units(run_dir, tmp_path):
@@ -95,14 +123,15 @@ def test_simulate_writes_outputs_in_physical_units(run_dir, tmp_path):
     assert result.exit_code == 0, result.output
     with (tmp_path / "y.csv").open() as f:
         rows = list(csv.reader(f))
-    assert rows[0] == ["y"]
-    np.testing.assert_allclose(
-        np.array(rows[1:], dtype=float), load_model(model_path).predict(u), rtol=1e-6
-    )
+    assert rows[0] == ["step", "time", "y_predicted"]
+    table = np.array(rows[1:], dtype=float)
+    np.testing.assert_array_equal(table[:, 0], np.arange(200))
+    np.testing.assert_allclose(table[:, 1], 4.0 * np.arange(200))
+    np.testing.assert_allclose(table[:, 2:], load_model(model_path).predict(u), rtol=1e-6)
     missing = invoke(
         "simulate", model_path, "--csv", inputs, "--out", tmp_path / "z.csv", "--inputs", "v"
     )
-    assert missing.exit_code == 2 and "has no column(s) ['v']" in missing.output
+    assert missing.exit_code == 2 and "has no column(s) ['v'" in missing.output
 
 
 def test_certify_exit_code_says_whether_every_check_passed(run_dir, monkeypatch):
@@ -110,7 +139,7 @@ def test_certify_exit_code_says_whether_every_check_passed(run_dir, monkeypatch)
     passed = invoke("certify", model_path, "--search-steps", "20")
     assert passed.exit_code == 0 and passed.output.count("PASS") == 4
     failing = [Check("dissipation LMI, largest eigenvalue (float64)", 1e-3, "< 0", False)]
-    monkeypatch.setattr(cli, "certify", lambda model, **kwargs: failing)
+    monkeypatch.setattr(certify_command, "certify", lambda model, **kwargs: failing)
     failed = invoke("certify", model_path)
     assert failed.exit_code == 1 and "FAIL" in failed.output
 
@@ -162,7 +191,7 @@ def test_fit_a_robust_model_on_csv_data(tmp_path):
     [
         (
             ["fit", "--model", "contracting-r2dn", "--gamma", "2"],
-            "--gamma applies to Lipschitz models only",
+            "--gamma applies to lipschitz-r2dn, lipschitz-ren models only",
         ),
         (["fit"], "a lipschitz-r2dn model needs --gamma"),
         (["fit", "--model", "robust-r2dn"], "needs --qsr-file"),
@@ -172,7 +201,10 @@ def test_fit_a_robust_model_on_csv_data(tmp_path):
             ["fit", "--csv", "data.csv", "--inputs", "a", "--outputs", "b", "--gamma", "2"],
             "needs --dt",
         ),
-        (["fit", "--hidden", "4,x", "--gamma", "2"], "--hidden must be comma-separated integers"),
+        (["fit", "--hidden", "4,x", "--gamma", "2"], "'x' is not a valid int"),
+        (["fit", "--model", "lipschitz-ren", "--hidden", "4", "--gamma", "2"], "--hidden applies"),
+        (["fit", "--gamma", "2", "--gamma-physical", "2"], "not both"),
+        (["fit", "--gamma", "2", "--epochs", "0"], "epochs must be a positive integer"),
         (["evaluate", "absent.r2dn"], "no r2dn file at absent.r2dn"),
         (["certify", "absent.r2dn"], "no r2dn file at absent.r2dn"),
     ],
@@ -216,7 +248,7 @@ def test_simulate_guards_its_inputs_and_output(run_dir, tmp_path):
     gap = tmp_path / "gap.csv"
     gap.write_text("u\n1.0\nnan\n3.0\n")
     result = invoke("simulate", model_path, "--csv", gap, "--out", tmp_path / "y.csv")
-    assert result.exit_code == 2 and "on line 3" in result.output
+    assert result.exit_code == 2 and "'u'" in result.output and "non-finite" in result.output
     assert not (tmp_path / "y.csv").exists()
     written = invoke("simulate", model_path, "--csv", inputs, "--out", tmp_path / "y.csv")
     assert written.exit_code == 0, written.output
@@ -251,3 +283,124 @@ def test_sigterm_stops_fit_like_ctrl_c_and_the_run_resumes(tmp_path):
     )
     assert resumed.returncode == 0, resumed.stderr
     assert read_header(out / CHECKPOINT, "checkpoint")["state"]["epoch"] == done + 1
+
+
+def test_every_training_setting_is_an_option_with_its_default():
+    """The options of ``fit`` are generated from TrainConfig: no default is written twice."""
+    params = {p.name for p in typer.main.get_command(cli.app).commands["fit"].params}
+    options = {option.name: option for option in fit_command.TRAINING}
+    for field in dataclasses.fields(TrainConfig):
+        assert field.name in options and field.name in params, f"{field.name} has no option"
+        assert options[field.name].default == field.default, field.name
+        assert options[field.name].help, field.name
+
+
+def test_every_model_argument_is_an_option_with_its_default():
+    params = {p.name for p in typer.main.get_command(cli.app).commands["fit"].params}
+    options = {option.name: option for option in fit_command.MODEL}
+    for kind, constructor in MODELS.items():
+        for name, parameter in constructor_parameters(constructor).items():
+            if name in NOT_OPTIONS:
+                continue
+            assert name in options and name in params, f"{kind}'s argument {name} has no option"
+            if name in PRESETS:
+                assert options[name].default == PRESETS[name], name
+            elif parameter.default is not inspect.Parameter.empty:
+                assert options[name].default in (parameter.default, None), (kind, name)
+
+
+def test_split_tail_keeps_everything_for_a_zero_fraction_and_refuses_one():
+    data = load_cascaded_tanks()[0]
+    train, validation = split_tail(data, 0.0)
+    assert train is data and validation is None
+    train, validation = split_tail(data, 0.25)
+    assert (train.length, validation.length) == (768, 256)
+    with pytest.raises(cli_common.CommandError, match=r"must lie in \[0, 1\)"):
+        split_tail(data, 1.0)
+
+
+def test_generated_options_parse_none_lists_and_json():
+    parse = {o.name: o.parameter().annotation.__metadata__[0].parser for o in fit_command.TRAINING}
+    assert parse["clip"]("none") is None and parse["clip"]("2.5") == 2.5
+    hidden = next(o for o in fit_command.MODEL if o.name == "hidden").parameter()
+    assert hidden.default == "32,32"
+    assert hidden.annotation.__metadata__[0].parser("8, 4") == (8, 4)
+
+
+def test_a_physical_lipschitz_bound_bounds_the_model_in_physical_units():
+    """γ_model = γ_phys · min σ_u / max σ_y makes ‖Δy‖ ≤ γ_phys ‖Δu‖ in physical units."""
+    rng = np.random.default_rng(0)
+    u = rng.normal(size=(400, 2)) * [3.0, 0.5]
+    y = rng.normal(size=(400, 2)) * [0.2, 4.0]
+    normalizer = Normalizer.from_record(u, y)
+    gamma = gamma_for_normalized(2.0, normalizer)
+    assert gamma == pytest.approx(2.0 * normalizer.u_std.min() / normalizer.y_std.max())
+    spec = ModelSpec("lipschitz-r2dn", dict(nu=2, nx=3, nv=2, ny=2, hidden=[4], gamma=gamma))
+    trained = TrainedModel(
+        model=spec.build(jax.random.key(0)),
+        spec=spec,
+        normalizer=normalizer,
+        dt=1.0,
+        input_names=("a", "b"),
+        output_names=("c", "d"),
+    )
+    du = rng.normal(size=(50, 2)) * [0.0, 1.0]  # along the input of the smallest σ_u
+    gain = np.linalg.norm(trained.predict(u[:50] + du) - trained.predict(u[:50])) / np.linalg.norm(
+        du
+    )
+    assert gain <= 2.0
+
+
+def test_fit_without_validation_and_with_a_physical_gamma(tmp_path):
+    rng = np.random.default_rng(1)
+    u = rng.normal(size=(200, 1)) * 5.0
+    y = np.convolve(u[:, 0], [0.5, 0.3])[:200] * 0.1
+    data = tmp_path / "data.csv"
+    data.write_text("u,y\n" + "".join(f"{a},{b}\n" for a, b in zip(u[:, 0], y, strict=True)))
+    result = invoke(
+        "fit", *TINY, "--csv", data, "--inputs", "u", "--outputs", "y", "--dt", "0.5",
+        "--val-fraction", "0", "--gamma-physical", "3", "--epochs", "1",
+        "--segment-length", "50", "--out", tmp_path / "run", "--no-certify",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Training (washout 10 steps)" in result.output
+    trained = load_model(tmp_path / "run" / "model.r2dn")
+    expected = gamma_for_normalized(3.0, Normalizer.from_record(u, y[:, None]))
+    assert trained.model.supply.gamma == pytest.approx(expected, rel=1e-6)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["scored"] == "training" and metrics["data"]["gamma_physical"] == 3.0
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("3", "holds a JSON int, not an object"),
+        ('{"Q": [[-1]], "S": [[0]]}', "lacks the matrices ['R']"),
+        ('{"Q": [[-1], [1, 2]], "S": [[0]], "R": [[1]]}', "Q in qsr.json is not a matrix"),
+        ("not json", "neither .npz nor valid JSON"),
+    ],
+)
+def test_a_bad_qsr_file_is_a_one_line_error(content, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "qsr.json").write_text(content)
+    result = invoke("fit", "--model", "robust-r2dn", "--qsr-file", "qsr.json")
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_fit_refuses_an_out_it_cannot_use(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "file").write_text("")
+    result = invoke("fit", "--gamma", "2", "--out", "file")
+    assert result.exit_code == 2 and "is a file" in result.output
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "model.r2dn").write_text("")
+    result = invoke("fit", "--gamma", "2", "--out", "old")
+    assert result.exit_code == 2 and "already holds a model" in result.output
+
+
+def test_evaluate_names_the_channels_the_model_was_trained_on(run_dir, tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("v,y\n1,2\n3,4\n")
+    model_path = run_dir[0] / "model.r2dn"
+    result = invoke("evaluate", model_path, "--csv", data, "--inputs", "v", "--out", tmp_path)
+    assert result.exit_code == 2 and "trained on the inputs ['u']" in result.output

@@ -28,7 +28,7 @@ def test_a_vanishing_q_is_rejected():
 
 def test_eps_reaches_the_strict_contractions_of_the_r2dn():
     model = LipschitzR2DN(**SIZES, gamma=2.0, feedthrough="free", eps=0.01, key=jax.random.key(0))
-    assert {model.D12.eps, model.D21.eps, model.D22.eps} == {0.01}
+    assert {model.io.D12.eps, model.io.D21.eps, model.io.N.eps} == {0.01}
 
 
 def test_float64_without_x64_is_a_clear_error():

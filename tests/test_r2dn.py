@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from conftest import random_supply, scale_parameters
 from r2dn import R2DN, ContractingR2DN, LipschitzR2DN, RobustR2DN, SupplyRate
 from r2dn.certificates import check_lmi, contraction_rate
+from r2dn.models.base import CertificateData
 
 # Few distinct sizes keep XLA's per-shape compilation cache warm; every combination is still
 # exercised, including nv = 1, nx = 1 and nu ≠ ny.
@@ -76,6 +77,10 @@ def test_the_lmi_check_can_fail():
         def certificate(self):
             return self.inner.certificate()
 
+        def certificate_data(self):
+            return CertificateData(self.explicit(), self.certificate())
+
+    assert check_lmi(model).holds
     assert not check_lmi(Perturbed(model)).holds
 
 
@@ -136,8 +141,8 @@ def test_long_memory_starts_slow_and_stable_with_gradients_everywhere(variant):
 
     grads = eqx.filter_grad(loss)(model)
     # No saddle: the input and output maps and the feedback loop all receive gradient.
-    for name in ("B2", "C1", "B1", "C2"):
-        assert float(jnp.abs(getattr(grads, name)).max()) > 0, name
+    for name, grad in dict(B2=grads.B2, C1=grads.C1, B1=grads.B1, C2=grads.io.C2).items():
+        assert float(jnp.abs(grad).max()) > 0, name
 
 
 @pytest.mark.parametrize("variant", ["contracting", "lipschitz"])

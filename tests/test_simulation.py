@@ -172,7 +172,7 @@ def test_per_example_gradients_under_vmap():
     fast, slow = per_example(explicit), per_example(reference)
     assert_close(fast, slow, TOL[jnp.float32])
     # Four examples, four different gradients: vmap did not collapse the batch.
-    assert not np.allclose(fast.X[0], fast.X[1])
+    assert not np.allclose(fast.lti.X[0], fast.lti.X[1])
 
 
 def test_vmap_over_models():

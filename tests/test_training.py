@@ -372,7 +372,7 @@ PARALLEL = textwrap.dedent(
     for n in (2, 1):
         config = dataclasses.replace(base, optimizer="sgd", lr=0.01, devices=n)
         runs.append(fit(t.SPEC, data, None, config, progress=False,
-                        callbacks=[lambda r: devices.append(len(r.model.X.devices()))]))
+                        callbacks=[lambda r: devices.append(len(r.model.lti.X.devices()))]))
 
     def relative(a, b):
         return float(np.max(np.abs(np.subtract(a, b))) / (1 + np.max(np.abs(b))))

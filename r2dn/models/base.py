@@ -1,22 +1,26 @@
 """The interface shared by every recurrent model (R2DN and REN), and the rules they share.
 
 The rules are written once here: `check_options` validates what every model takes and decides
-the feedthrough (``"free"`` unless ``identity_output``), and `DEFAULT_EPS` is the margin of every
-certificate. Each model then adds only what is its own (an R2DN needs ``Q ≺ 0``; a passive
-REN a free ``D22``), in the part that needs it.
+the feedthrough (``"free"`` unless ``identity_output``), `DEFAULT_EPS` is the margin of every
+certificate, and the parts built per kind of supply rate (a REN's `r2dn.models.ren_supply`, an
+R2DN's `r2dn.models.r2dn_io`) share `AbstractSupplyPart`, `choose_part` and the feedthrough
+parameters `free_feedthrough` and `unit_gain_contraction`. Each model then adds only what is its
+own (an R2DN needs ``Q ≺ 0``; a passive REN a free ``D22``), in the part that needs it.
 """
 
 import abc
-from typing import Literal, NamedTuple
+from collections.abc import Sequence
+from typing import Literal, NamedTuple, TypeVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, PRNGKeyArray
 
 from r2dn import simulation
 from r2dn.networks.activations import get_activation
+from r2dn.parameterizations.contraction import StrictContraction
 from r2dn.parameterizations.supply import SupplyRate
 from r2dn.simulation import ExplicitSystem
 
@@ -99,6 +103,57 @@ def check_options(
             "rate, S = 0: otherwise D22 ≠ 0 and y could not equal x."
         )
     return default_feedthrough(identity_output)
+
+
+class AbstractSupplyPart(eqx.Module):
+    """A part of a model built for one kind of supply rate (REN supply parts, R2DN io blocks).
+
+    Its constructor validates the rate it is given; `accepts` says which rates it is for, and
+    `choose_part` picks the first of a model's parts that accepts a rate.
+    """
+
+    supply: eqx.AbstractVar[SupplyRate | None]
+
+    @classmethod
+    @abc.abstractmethod
+    def accepts(cls, supply: SupplyRate | None) -> bool:
+        """Whether this part is built for ``supply``."""
+
+
+Part = TypeVar("Part", bound=type[AbstractSupplyPart])
+
+
+def choose_part(parts: Sequence[Part], supply: SupplyRate | None, model: str) -> Part:
+    """The first of ``parts`` that accepts ``supply`` (the parts of ``model``, for the message)."""
+    for part in parts:
+        if part.accepts(supply):
+            return part
+    names = [part.__name__ for part in parts]
+    raise ValueError(f"No {model} part ({', '.join(names)}) accepts the supply rate {supply!r}.")
+
+
+def free_feedthrough(
+    feedthrough: Feedthrough, ny: int, nu: int, dtype
+) -> Float[Array, "ny nu"] | None:
+    """A model without a supply rate: a trainable ``D22`` starting at zero, or ``None`` (zero).
+
+    >>> free_feedthrough("zero", 2, 1, "float32") is None
+    True
+    """
+    return jnp.zeros((ny, nu), dtype) if feedthrough == "free" else None
+
+
+def unit_gain_contraction(
+    feedthrough: Feedthrough, ny: int, nu: int, *, key: PRNGKeyArray, eps: float, dtype
+) -> StrictContraction | None:
+    """A unit-gain rate: the strict contraction ``N`` of ``D22`` (or ``None``: ``N = 0``)."""
+    free = feedthrough == "free"
+    return StrictContraction(ny, nu, key=key, eps=eps, dtype=dtype) if free else None
+
+
+def zero_if_none(M: Float[Array, "m n"] | None, shape: tuple[int, int], dtype) -> Array:
+    """A structurally zero matrix (stored as ``None``) as an array; any other as it is."""
+    return jnp.zeros(shape, dtype) if M is None else M
 
 
 class CertificateData(NamedTuple):

@@ -1,17 +1,23 @@
 """Robust Recurrent Deep Networks (R2DN): an LTI system in feedback with a 1-Lipschitz network.
 
-One class, `R2DN`, built by the unit-gain core of section 4 of the design note; the supply rate
-(none, γ-Lipschitz or (Q, S, R)) is data. `ContractingR2DN`, `LipschitzR2DN` and `RobustR2DN` only
-choose that data.
+One final class, `R2DN`, composed of three parts with one job each:
+
+- the LTI part (`r2dn.models.lti`; ``lti="dense"``: the polar construction of section 4), which
+  turns the couplings ``B̃1, B̃2, C1`` (held by the model) and the input/output block's couplings
+  into the explicit ``A, B1, B2`` and the certificate's metric ``P``;
+- the input/output block of its kind of supply rate (`r2dn.models.r2dn_io`: none, or (Q, S, R)
+  with ``Q ≺ 0``, γ-Lipschitz among them): ``C2, D12, D21, D22`` and their terms of ``H``;
+- the network φ, a 1-Lipschitz `LBDN`.
+
+`ContractingR2DN`, `LipschitzR2DN` and `RobustR2DN` are functions that choose the parts.
 """
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, final
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from r2dn.initializers import lecun_normal
@@ -22,30 +28,17 @@ from r2dn.models.base import (
     Feedthrough,
     check_options,
 )
+from r2dn.models.lti import AbstractLTI, Couplings, lti_part
+from r2dn.models.r2dn_io import AbstractR2DNIO, io_part
 from r2dn.networks.sandwich import LBDN
-from r2dn.parameterizations import congruence_metric, frobenius
-from r2dn.parameterizations.contraction import StrictContraction
-from r2dn.parameterizations.core import (
-    Core,
-    coupling_gram,
-    to_user_coordinates,
-    unit_gain_core,
-    unit_gain_feedthrough,
-)
-from r2dn.parameterizations.init import gram_factor, long_memory_target
 from r2dn.parameterizations.supply import SupplyRate
 from r2dn.simulation import ExplicitSystem
 
-Matrix = Float[Array, "m n"]
+#: The LTI part of every R2DN unless chosen (a key of `r2dn.models.lti.LTI_PARTS`).
+DEFAULT_LTI = "dense"
 
 
-def _matrix(param: Matrix | StrictContraction | None, shape: tuple[int, int], dtype) -> Matrix:
-    """A direct parameter as a matrix: free, a strict contraction, or structurally zero."""
-    if param is None:
-        return jnp.zeros(shape, dtype=dtype)
-    return param() if isinstance(param, StrictContraction) else param
-
-
+@final
 class R2DN(AbstractRecurrentModel):
     """An R2DN with any supply rate (``None`` = contracting only).
 
@@ -54,29 +47,34 @@ class R2DN(AbstractRecurrentModel):
     φ is a 1-Lipschitz LBDN from ``nv`` through ``hidden`` to ``nv``. Every value of the
     parameters gives a model that is contracting with rate ``alpha_bar`` and satisfies
     ``supply``. Prefer the named variants `ContractingR2DN`, `LipschitzR2DN`, `RobustR2DN`.
+    Its parts: ``lti`` (`r2dn.models.lti.AbstractLTI`), the couplings ``B1, B2, C1`` (the
+    implicit ``B̃1, B̃2, C1`` of section 4), ``io`` (`r2dn.models.r2dn_io.AbstractR2DNIO`: its
+    ``C2, D12, D21, D22``), the biases and ``phi``.
 
-    Options: ``feedthrough`` ("zero": the paper's unit-gain ``D̂22 = 0``; "free": a trainable
-    ``D̂22``; the default, as for every model, is "free", or "zero" with ``identity_output``),
-    ``init`` ("random" or "long_memory": ``A ≈ ᾱI`` at the start),
+    Options (the rules shared with REN are `r2dn.models.base.check_options`): ``lti`` (the LTI
+    part: "dense", the paper's), ``feedthrough`` ("zero": the paper's unit-gain ``D̂22 = 0``;
+    "free": a trainable ``D̂22``; the default, as for every model, is "free", or "zero" with
+    ``identity_output``), ``init`` ("random" or "long_memory": ``A ≈ ᾱI`` at the start),
     ``identity_output`` (``y = x``; needs ``ny = nx``, and for a supply rate ``S = 0`` and no
-    feedthrough), ``activation`` of φ, ``dtype``.
+    feedthrough), ``activation`` of φ, ``eps`` (the margin ``ε > 0`` that makes the certificate
+    strict), ``dtype``.
+
+    >>> import jax, jax.numpy as jnp
+    >>> supply = SupplyRate.lipschitz(2.0, 2, 1)
+    >>> model = R2DN(2, 4, 3, 1, (8,), supply=supply, lti="dense", key=jax.random.key(0))
+    >>> type(model.lti).__name__, type(model.io).__name__
+    ('DenseLTI', 'UnitGainIO')
     """
 
-    X: Float[Array, "2nx 2nx"]
-    p: Float[Array, ""]
-    Y: Float[Array, "nx nx"]
+    lti: AbstractLTI
     B1: Float[Array, "nx nv"]
     B2: Float[Array, "nx nu"]
     C1: Float[Array, "nv nx"]
-    C2: Float[Array, "ny nx"] | None
-    D12: Matrix | StrictContraction
-    D21: Matrix | StrictContraction | None
-    D22: Matrix | StrictContraction | None
+    io: AbstractR2DNIO
     bx: Float[Array, " nx"]
     bv: Float[Array, " nv"]
-    by: Float[Array, " ny"] | None
+    by: Float[Array, " ny"] | None  # None: identity output
     phi: LBDN
-    supply: SupplyRate | None = eqx.field(static=True)
     alpha_bar: float = eqx.field(static=True)
     eps: float = eqx.field(static=True)
     nu: int = eqx.field(static=True)
@@ -93,6 +91,7 @@ class R2DN(AbstractRecurrentModel):
         hidden: Sequence[int] = (),
         *,
         supply: SupplyRate | None = None,
+        lti: str = DEFAULT_LTI,
         alpha_bar: float = 1.0,
         feedthrough: Feedthrough | None = None,
         init: Literal["random", "long_memory"] = "random",
@@ -113,125 +112,57 @@ class R2DN(AbstractRecurrentModel):
             eps=eps,
             dtype=dtype,
         )
-        bounded = supply is not None
-        if bounded:
-            supply.check_unit_gain()
-        self.supply, self.alpha_bar, self.eps = supply, float(alpha_bar), float(eps)
+        lti_kind = lti_part(lti)
+        self.alpha_bar, self.eps = float(alpha_bar), float(eps)
         self.nu, self.nx, self.nv, self.ny = nu, nx, nv, ny
 
-        keys = iter(jax.random.split(key, 12))
-        normal = lambda *shape: lecun_normal(next(keys), shape, dtype)  # noqa: E731
-        contraction = lambda m, n: StrictContraction(m, n, key=next(keys), eps=eps, dtype=dtype)  # noqa: E731
-        self.phi = LBDN(nv, hidden, nv, activation=activation, key=next(keys), dtype=dtype)
-        self.Y = normal(nx, nx)
-        self.B1, self.B2, self.C1 = normal(nx, nv), normal(nx, nu), normal(nv, nx)
-        self.C2 = None if identity_output else normal(ny, nx)
+        k_phi, k_lti, k_io, k_B1, k_B2, k_C1, k_init = jax.random.split(key, 7)
+        self.phi = LBDN(nv, hidden, nv, activation=activation, key=k_phi, dtype=dtype)
+        part = lti_kind(nx, key=k_lti, dtype=dtype)
+        io = io_part(supply)(
+            supply, feedthrough, identity_output, nu, nx, nv, ny, key=k_io, eps=eps, dtype=dtype
+        )
+        B1, B2, C1 = (
+            lecun_normal(k, shape, dtype)
+            for k, shape in ((k_B1, (nx, nv)), (k_B2, (nx, nu)), (k_C1, (nv, nx)))
+        )
+        if init == "long_memory":  # section 7: B̃1 = C1 = 0, and A ≈ ᾱI from the LTI part
+            B1, C1 = jnp.zeros_like(B1), jnp.zeros_like(C1)
+
+            def couplings_at(s: float) -> Couplings:
+                return Couplings(B1, s * B2, C1, io.scaled(s).coupling(dtype))
+
+            part, s = part.long_memory(couplings_at, alpha_bar=alpha_bar, eps=eps, key=k_init)
+            B2, io = s * B2, io.scaled(s)
+        self.lti, self.io = part, io
+        self.B1, self.B2, self.C1 = B1, B2, C1
         self.bx, self.bv = jnp.zeros(nx, dtype), jnp.zeros(nv, dtype)
         self.by = None if identity_output else jnp.zeros(ny, dtype)
-        if bounded:
-            self.D12 = contraction(nv, nu)
-            self.D21 = None if identity_output else contraction(ny, nv)
-            self.D22 = contraction(ny, nu) if feedthrough == "free" else None
-        else:
-            self.D12 = normal(nv, nu)
-            self.D21 = None if identity_output else normal(ny, nv)
-            self.D22 = (
-                None if identity_output or feedthrough == "zero" else jnp.zeros((ny, nu), dtype)
-            )
-
-        if init == "random":
-            self.X = normal(2 * nx, 2 * nx)
-            self.p = frobenius(self.X)
-        else:
-            self._init_long_memory(next(keys))
-
-    def _init_long_memory(self, key: PRNGKeyArray) -> None:
-        """Section 7: ``B̃1 = C1 = 0``, ``Y = I`` and ``X`` such that ``A ≈ ᾱI``.
-
-        The input/output couplings ``B̃2, Ĉ2`` (which enter ``H`` when there is a supply rate)
-        are scaled down until the long-memory ``H`` minus their contribution stays positive
-        definite; they are never zero, so gradients reach them.
-        """
-        dtype = self.Y.dtype
-        self.B1 = jnp.zeros_like(self.B1)
-        self.C1 = jnp.zeros_like(self.C1)
-        self.Y = jnp.eye(self.nx, dtype=dtype)
-        rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
-        target = long_memory_target(self.nx, self.alpha_bar, rng)
-        io = self._io()
-        if io is None:  # B̃1 = C1 = 0: nothing else enters H
-            X, _ = gram_factor(target, lambda s: 0.0, self.eps)
-        else:
-            C2, ft = io
-            scales_C2 = self.C2 is not None  # an identity output's Ĉ2 is fixed
-
-            def other_terms(s: float) -> np.ndarray:
-                B = jnp.concatenate([self.B1, s * self.B2], axis=1)
-                C = jnp.concatenate([self.C1, s * C2 if scales_C2 else C2], axis=0)
-                return np.asarray(coupling_gram(B, C, ft.G), dtype=np.float64)
-
-            X, s = gram_factor(target, other_terms, self.eps)
-            self.B2 = s * self.B2
-            self.C2 = s * self.C2 if scales_C2 else None
-        self.X = jnp.asarray(X, dtype=dtype)
-        self.p = frobenius(self.X)
 
     @property
     def dtype(self) -> jnp.dtype:
-        return self.Y.dtype
+        return self.B1.dtype
 
-    def _io(self):
-        """Unit-gain output matrix ``Ĉ2`` and feedthroughs, or ``None`` when contracting only."""
-        if self.supply is None:
-            return None
-        dtype = self.dtype
-        # Identity output: Ĉ2 = L_Q makes C2 = L_Q⁻¹Ĉ2 = I.
-        C2 = self.supply.factors(dtype).LQ if self.C2 is None else self.C2
-        D12 = self.D12()
-        D21 = _matrix(self.D21, (self.ny, self.nv), dtype)
-        N = None if self.D22 is None else self.D22()
-        return C2, unit_gain_feedthrough(D12, D21, N)
+    @property
+    def supply(self) -> SupplyRate | None:
+        return self.io.supply
 
-    def _core(self) -> tuple[Core, tuple[Array, ...]]:
-        io = self._io()
-        core = unit_gain_core(
-            self.X,
-            self.p,
-            self.Y,
-            self.B1,
-            self.B2,
-            self.C1,
-            alpha_bar=self.alpha_bar,
-            eps=self.eps,
-            io=io,
-        )
-        dtype = self.dtype
-        if io is None:
-            B2, D12 = core.B2, self.D12
-            C2 = jnp.eye(self.nx, dtype=dtype) if self.C2 is None else self.C2
-            D21 = _matrix(self.D21, (self.ny, self.nv), dtype)
-            D22 = _matrix(self.D22, (self.ny, self.nu), dtype)
-        else:
-            C2h, ft = io
-            B2, D12, C2, D21, D22 = to_user_coordinates(
-                self.supply.factors(dtype), core.B2, C2h, ft
-            )
-            if self.C2 is None:
-                C2 = jnp.eye(self.nx, dtype=dtype)
-        return core, (B2, C2, D12, D21, D22)
+    def _couplings(self) -> Couplings:
+        return Couplings(self.B1, self.B2, self.C1, self.io.coupling(self.dtype))
 
     def explicit(self) -> ExplicitSystem:
-        core, (B2, C2, D12, D21, D22) = self._core()
+        state = self.lti.state_space(self._couplings(), alpha_bar=self.alpha_bar, eps=self.eps)
+        out = self.io.outputs(state.B2, self.dtype)
         by = jnp.zeros(self.ny, self.dtype) if self.by is None else self.by
         return ExplicitSystem(
-            A=core.A,
-            B1=core.B1,
-            B2=B2,
+            A=state.A,
+            B1=state.B1,
+            B2=out.B2,
             C1=self.C1,
-            C2=C2,
-            D12=D12,
-            D21=D21,
-            D22=D22,
+            C2=out.C2,
+            D12=out.D12,
+            D21=out.D21,
+            D22=out.D22,
             bx=self.bx,
             bv=self.bv,
             by=by,
@@ -239,14 +170,15 @@ class R2DN(AbstractRecurrentModel):
         )
 
     def certificate(self) -> Float[Array, "nx nx"]:
-        core, _ = self._core()
-        return congruence_metric(core.E, core.Pcal)
+        return self.lti.metric(self._couplings(), alpha_bar=self.alpha_bar, eps=self.eps)
 
     def certificate_data(self) -> CertificateData:
         return CertificateData(self.explicit(), self.certificate())
 
 
-class ContractingR2DN(R2DN):
+def ContractingR2DN(
+    nu: int, nx: int, nv: int, ny: int, hidden: Sequence[int] = (), **kwargs
+) -> R2DN:
     """An R2DN that is contracting with rate ``alpha_bar`` (the paper's main model).
 
     >>> import jax, jax.numpy as jnp
@@ -255,55 +187,38 @@ class ContractingR2DN(R2DN):
     >>> y.shape
     (10, 1)
     """
-
-    def __init__(self, nu: int, nx: int, nv: int, ny: int, hidden: Sequence[int] = (), **kwargs):
-        super().__init__(nu, nx, nv, ny, hidden, supply=None, **kwargs)
+    return R2DN(nu, nx, nv, ny, hidden, supply=None, **kwargs)
 
 
-class LipschitzR2DN(R2DN):
+def LipschitzR2DN(
+    nu: int, nx: int, nv: int, ny: int, hidden: Sequence[int] = (), *, gamma: float, **kwargs
+) -> R2DN:
     """A contracting R2DN with ``‖Δy‖ ≤ γ‖Δu‖`` over any horizon.
 
-    ``feedthrough="zero"`` is the paper's (``D22 = 0``); ``"free"`` adds a trainable ``D22``.
+    ``feedthrough="zero"`` is the paper's (``D22 = 0``); ``"free"`` (the default) adds a
+    trainable ``D22``.
 
     >>> import jax, jax.numpy as jnp
     >>> model = LipschitzR2DN(1, 4, 3, 1, hidden=(8,), gamma=2.0, key=jax.random.key(0))
     >>> model.supply.gamma
     2.0
     """
-
-    def __init__(
-        self,
-        nu: int,
-        nx: int,
-        nv: int,
-        ny: int,
-        hidden: Sequence[int] = (),
-        *,
-        gamma: float,
-        **kwargs,
-    ):
-        supply = SupplyRate.lipschitz(gamma, nu, ny)
-        super().__init__(nu, nx, nv, ny, hidden, supply=supply, **kwargs)
+    return R2DN(nu, nx, nv, ny, hidden, supply=SupplyRate.lipschitz(gamma, nu, ny), **kwargs)
 
 
-class RobustR2DN(R2DN):
+def RobustR2DN(
+    nu: int, nx: int, nv: int, ny: int, hidden: Sequence[int] = (), *, Q, S, R, **kwargs
+) -> R2DN:
     """A contracting R2DN satisfying the incremental (Q, S, R) supply rate.
 
     ``Q`` (ny×ny) must be negative definite and ``R − S Q⁻¹ Sᵀ`` positive definite;
     ``S`` is nu×ny.
-    """
 
-    def __init__(
-        self,
-        nu: int,
-        nx: int,
-        nv: int,
-        ny: int,
-        hidden: Sequence[int] = (),
-        *,
-        Q,
-        S,
-        R,
-        **kwargs,
-    ):
-        super().__init__(nu, nx, nv, ny, hidden, supply=SupplyRate(Q, S, R), **kwargs)
+    >>> import jax, numpy as np
+    >>> model = RobustR2DN(2, 3, 4, 2, Q=-np.eye(2), S=0.1 * np.ones((2, 2)), R=np.eye(2),
+    ...                    key=jax.random.key(0))
+    >>> from r2dn.certificates import check_lmi
+    >>> check_lmi(model).holds
+    True
+    """
+    return R2DN(nu, nx, nv, ny, hidden, supply=SupplyRate(Q, S, R), **kwargs)

@@ -9,11 +9,13 @@ One final part per kind of supply rate, each validating the rate it is built for
   positive real.
 
 `REN` asks `supply_part` for the part of its rate: the first class in `SUPPLY_PARTS` that
-`accepts` it. A new kind of supply rate is one new subclass of `AbstractRENSupply` and one
-entry in `SUPPLY_PARTS` (docs/architecture.md walks through it).
+`accepts` it (`r2dn.models.base.choose_part`, the rule an R2DN's input/output blocks follow
+too). A new kind of supply rate is one new subclass of `AbstractRENSupply` and one entry in
+`SUPPLY_PARTS` (docs/architecture.md walks through it).
 """
 
 import abc
+from typing import final
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -21,21 +23,20 @@ import jax.scipy.linalg as jsl
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from r2dn.models.base import Feedthrough
+from r2dn.models.base import (
+    AbstractSupplyPart,
+    Feedthrough,
+    choose_part,
+    free_feedthrough,
+    unit_gain_contraction,
+)
 from r2dn.parameterizations.contraction import StrictContraction
 from r2dn.parameterizations.positive import PositiveReal
 from r2dn.parameterizations.supply import SupplyRate
 
 
-class AbstractRENSupply(eqx.Module):
+class AbstractRENSupply(AbstractSupplyPart):
     """What a REN's supply rate decides: ``D22``, ``𝓡`` and the rate's terms of ``H``."""
-
-    supply: eqx.AbstractVar[SupplyRate | None]
-
-    @classmethod
-    @abc.abstractmethod
-    def accepts(cls, supply: SupplyRate | None) -> bool:
-        """Whether this part is built for ``supply``."""
 
     @abc.abstractmethod
     def feedthrough(self, dtype) -> Float[Array, "ny nu"]:
@@ -74,6 +75,7 @@ def supply_gram(
     return V.T @ V - U.T @ Q @ U
 
 
+@final
 class ContractingSupply(AbstractRENSupply):
     """No supply rate: ``D22`` is free (or zero) and adds nothing to ``H``."""
 
@@ -95,7 +97,7 @@ class ContractingSupply(AbstractRENSupply):
     ):
         if supply is not None:
             raise ValueError("ContractingSupply is for models without a supply rate.")
-        self.D22 = jnp.zeros((ny, nu), dtype) if feedthrough == "free" else None
+        self.D22 = free_feedthrough(feedthrough, ny, nu, dtype)
         self.nu, self.ny, self.supply = nu, ny, None
 
     @classmethod
@@ -110,6 +112,7 @@ class ContractingSupply(AbstractRENSupply):
         return jnp.zeros((n, n), C2.dtype)
 
 
+@final
 class UnitGainSupply(AbstractRENSupply):
     """(Q, S, R) with ``Q ≺ 0``: ``D22 = −Q⁻¹Sᵀ + L_Q⁻¹ N L_R``, so ``𝓡 = L_Rᵀ(I − NᵀN)L_R``."""
 
@@ -129,8 +132,7 @@ class UnitGainSupply(AbstractRENSupply):
     ):
         supply.check_unit_gain()
         self.supply = supply
-        free = feedthrough == "free"
-        self.N = StrictContraction(ny, nu, key=key, eps=eps, dtype=dtype) if free else None
+        self.N = unit_gain_contraction(feedthrough, ny, nu, key=key, eps=eps, dtype=dtype)
 
     @classmethod
     def accepts(cls, supply: SupplyRate | None) -> bool:
@@ -151,6 +153,7 @@ class UnitGainSupply(AbstractRENSupply):
         return supply_gram(self.supply, D22, Rcal, C2, D21, D12, B2)
 
 
+@final
 class PassiveSupply(AbstractRENSupply):
     """``Q = 0``: ``D22 = S⁻¹(M − R/2)`` with ``M`` positive real, so ``𝓡 = M + Mᵀ ≻ 0``."""
 
@@ -206,7 +209,4 @@ def supply_part(supply: SupplyRate | None) -> type[AbstractRENSupply]:
     >>> supply_part(SupplyRate.lipschitz(2.0, 1, 1)).__name__
     'UnitGainSupply'
     """
-    for part in SUPPLY_PARTS:
-        if part.accepts(supply):
-            return part
-    raise ValueError(f"No REN part in SUPPLY_PARTS accepts the supply rate {supply!r}.")
+    return choose_part(SUPPLY_PARTS, supply, "REN")

@@ -1,0 +1,175 @@
+"""The LTI part of an R2DN: the free parameters of ``H``'s own term, and the solve for ``A``.
+
+Section 4(b) of the design note builds, over the blocks ``(x, x⁺)``,
+
+    H = (the LTI part's term) + εI + K L⁻¹ Kᵀ,   E = ½(H11 + 𝒫/ᾱ² + Y − Yᵀ),
+    A = E⁻¹F,   B1 = E⁻¹B̃1,   B2 = E⁻¹B̃2,   P = Eᵀ𝒫⁻¹E.
+
+The couplings ``K L⁻¹ Kᵀ`` belong to the rest of the model (``B̃1, C1`` and the input/output
+block's ``B̃2, Ĉ2, G``), which hands them over as `Couplings`; the LTI part owns the rest (for
+`DenseLTI`, today's ``X, p, Y``) and returns only what the model needs: the explicit
+`StateSpace` for simulation and the metric ``P`` on demand for a certificate check. How it
+stores ``H``, ``E`` and ``𝒫`` is its own business, so a structured part (diagonal plus low rank,
+design note ``structured.md``) never forms an nx × nx matrix while training.
+
+A new LTI part is one final subclass of `AbstractLTI` and one entry in `LTI_PARTS`
+(docs/architecture.md walks through it).
+"""
+
+import abc
+from collections.abc import Callable
+from typing import NamedTuple, Self, final
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from r2dn.initializers import lecun_normal
+from r2dn.parameterizations import congruence_metric, frobenius
+from r2dn.parameterizations.core import Core, Feedthrough, coupling_gram, unit_gain_core
+from r2dn.parameterizations.init import gram_factor, long_memory_target
+
+
+class Couplings(NamedTuple):
+    """What the rest of an R2DN couples into ``H``, in unit-gain coordinates.
+
+    ``B1, B2`` are the implicit ``B̃1, B̃2``. ``io = (Ĉ2, feedthrough)`` when a supply rate bounds
+    the model: then ``B̃2`` and ``Ĉ2`` enter ``K`` and the feedthrough's ``G`` enters ``L``;
+    ``io = None`` when the model is contracting only: only ``B̃1`` and ``C1`` enter ``H``.
+    """
+
+    B1: Float[Array, "nx nv"]
+    B2: Float[Array, "nx nu"]
+    C1: Float[Array, "nv nx"]
+    io: tuple[Float[Array, "ny nx"], Feedthrough] | None
+
+    def gram(self) -> Float[Array, "2nx 2nx"]:
+        """``K L⁻¹ Kᵀ`` as a dense matrix (for dense parts and for initialisation)."""
+        if self.io is None:
+            return coupling_gram(self.B1, self.C1, None)
+        C2, ft = self.io
+        B = jnp.concatenate([self.B1, self.B2], axis=1)
+        return coupling_gram(B, jnp.concatenate([self.C1, C2], axis=0), ft.G)
+
+
+class StateSpace(NamedTuple):
+    """The explicit state equation ``x⁺ = A x + B1 w + B2 u`` (``B2`` in unit-gain coordinates)."""
+
+    A: Float[Array, "nx nx"]
+    B1: Float[Array, "nx nv"]
+    B2: Float[Array, "nx nu"]
+
+
+class AbstractLTI(eqx.Module):
+    """An R2DN's LTI part: its term of ``H`` and the maps from ``H`` to ``A`` and ``P``.
+
+    Every final part is built as ``Part(nx, key=key, dtype=dtype)`` (random parameters) and
+    implements the three methods below. Every value of its parameters must give ``H ≻ 0`` for any
+    `Couplings`, so that the model stays certified.
+    """
+
+    @abc.abstractmethod
+    def state_space(self, couplings: Couplings, *, alpha_bar: float, eps: float) -> StateSpace:
+        """``A = E⁻¹F, B1 = E⁻¹B̃1, B2 = E⁻¹B̃2``: what the model simulates with."""
+
+    @abc.abstractmethod
+    def metric(
+        self, couplings: Couplings, *, alpha_bar: float, eps: float
+    ) -> Float[Array, "nx nx"]:
+        """The certificate's metric ``P = Eᵀ𝒫⁻¹E ≻ 0`` as a dense matrix (for checks only)."""
+
+    @abc.abstractmethod
+    def long_memory(
+        self,
+        couplings_at: Callable[[float], Couplings],
+        *,
+        alpha_bar: float,
+        eps: float,
+        key: PRNGKeyArray,
+    ) -> tuple[Self, float]:
+        """Section 7: a copy whose ``A`` starts near ``ᾱI`` (slow, stable modes), and the scale.
+
+        ``couplings_at(s)`` are the model's couplings with those free to shrink (``B̃2, Ĉ2``)
+        scaled by ``s`` (``B̃1 = C1 = 0``); return the largest workable ``s``, which the model
+        then applies to them.
+        """
+
+
+@final
+class DenseLTI(AbstractLTI):
+    """The paper's dense part (section 4): ``H = polar(X) + εI + K L⁻¹ Kᵀ`` with free ``X, p, Y``.
+
+    ``polar(X) = p² XᵀX / ‖X‖²_F``. Cost: cubic in ``nx`` once per sequence.
+
+    >>> import jax, jax.numpy as jnp
+    >>> lti = DenseLTI(3, key=jax.random.key(0), dtype=jnp.float32)
+    >>> zero = jnp.zeros((3, 2))
+    >>> couplings = Couplings(B1=zero, B2=jnp.ones((3, 1)), C1=zero.T, io=None)
+    >>> lti.state_space(couplings, alpha_bar=0.9, eps=1e-3).A.shape
+    (3, 3)
+    """
+
+    X: Float[Array, "2nx 2nx"]
+    p: Float[Array, ""]
+    Y: Float[Array, "nx nx"]
+
+    def __init__(self, nx: int, *, key: PRNGKeyArray, dtype):
+        kX, kY = jax.random.split(key)
+        self.X = lecun_normal(kX, (2 * nx, 2 * nx), dtype)
+        self.p = frobenius(self.X)
+        self.Y = lecun_normal(kY, (nx, nx), dtype)
+
+    def _core(self, c: Couplings, alpha_bar: float, eps: float) -> Core:
+        return unit_gain_core(
+            self.X, self.p, self.Y, c.B1, c.B2, c.C1, alpha_bar=alpha_bar, eps=eps, io=c.io
+        )
+
+    def state_space(self, couplings: Couplings, *, alpha_bar: float, eps: float) -> StateSpace:
+        core = self._core(couplings, alpha_bar, eps)
+        return StateSpace(core.A, core.B1, core.B2)
+
+    def metric(
+        self, couplings: Couplings, *, alpha_bar: float, eps: float
+    ) -> Float[Array, "nx nx"]:
+        core = self._core(couplings, alpha_bar, eps)
+        return congruence_metric(core.E, core.Pcal)
+
+    def long_memory(
+        self,
+        couplings_at: Callable[[float], Couplings],
+        *,
+        alpha_bar: float,
+        eps: float,
+        key: PRNGKeyArray,
+    ) -> tuple["DenseLTI", float]:
+        """``Y = I`` and ``X`` factoring the long-memory ``H`` minus the scaled couplings."""
+        nx, dtype = self.Y.shape[0], self.Y.dtype
+        rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
+        target = long_memory_target(nx, alpha_bar, rng)
+
+        def other_terms(s: float) -> np.ndarray:
+            return np.asarray(couplings_at(s).gram(), dtype=np.float64)
+
+        X, s = gram_factor(target, other_terms, eps)
+        X = jnp.asarray(X, dtype=dtype)
+        lti = eqx.tree_at(
+            lambda m: (m.X, m.p, m.Y), self, (X, frobenius(X), jnp.eye(nx, dtype=dtype))
+        )
+        return lti, s
+
+
+#: The LTI parts an R2DN is built with, by the name its ``lti`` argument takes.
+LTI_PARTS: dict[str, type[AbstractLTI]] = {"dense": DenseLTI}
+
+
+def lti_part(name: str) -> type[AbstractLTI]:
+    """The part of `LTI_PARTS` called ``name``.
+
+    >>> lti_part("dense").__name__
+    'DenseLTI'
+    """
+    if not isinstance(name, str) or name not in LTI_PARTS:
+        raise ValueError(f"Unknown lti {name!r}; choose one of {sorted(LTI_PARTS)}.")
+    return LTI_PARTS[name]

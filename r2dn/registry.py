@@ -2,14 +2,15 @@
 
 A `ModelSpec` is a model kind (a key of `MODELS`) and the JSON-serialisable keyword arguments
 of its constructor. Every kind takes ``nu, nx, nv, ny`` and ``key``; adding a model to the
-workflow is one line in `MODELS`. A spec always names its ``feedthrough`` (the default filled
-in), so a saved file says which ``D22`` its model has whatever the defaults of the release
-that reads it.
+workflow is one line in `MODELS`. A spec always names its ``feedthrough`` and, for an R2DN, its
+``lti`` part (the defaults filled in), so a saved file says which ``D22`` and which LTI part its
+model has whatever the defaults of the release that reads it.
 """
 
 from __future__ import annotations
 
 import json
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ import numpy as np
 from jaxtyping import PRNGKeyArray
 
 from r2dn.models import (
+    R2DN,
     AbstractRecurrentModel,
     ContractingR2DN,
     ContractingREN,
@@ -30,6 +32,7 @@ from r2dn.models import (
     RobustREN,
 )
 from r2dn.models.base import default_feedthrough
+from r2dn.models.r2dn import DEFAULT_LTI
 
 #: Model kind → constructor ``(**kwargs, key=...) -> model``.
 MODELS: dict[str, Callable[..., AbstractRecurrentModel]] = {
@@ -45,6 +48,11 @@ MODELS: dict[str, Callable[..., AbstractRecurrentModel]] = {
 #: Specs written by r2dn 0.1.0 name no feedthrough when it was the default, which for these kinds
 #: was "zero"; every model now defaults to "free" (`r2dn.models.base.default_feedthrough`).
 _FEEDTHROUGH_BEFORE_0_2 = {"lipschitz-r2dn": "zero", "robust-r2dn": "zero"}
+
+
+def _builds_r2dn(kind: str) -> bool:
+    """Whether the constructor of ``kind`` returns an `R2DN` (which takes an ``lti`` part)."""
+    return typing.get_type_hints(MODELS[kind]).get("return") is R2DN
 
 
 def _jsonable(value: Any) -> Any:
@@ -85,6 +93,8 @@ class ModelSpec:
             raise ValueError("model arguments must not contain 'key': build(key) passes it")
         if kwargs.get("feedthrough") is None:
             kwargs["feedthrough"] = default_feedthrough(bool(kwargs.get("identity_output")))
+        if kwargs.get("lti") is None and _builds_r2dn(self.kind):
+            kwargs["lti"] = DEFAULT_LTI
         object.__setattr__(self, "kwargs", kwargs)
 
     @property

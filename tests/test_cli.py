@@ -26,6 +26,7 @@ from r2dn.cli.model import NOT_OPTIONS, PRESETS, gamma_for_normalized
 from r2dn.cli.options import constructor_parameters
 from r2dn.data import Normalizer, load_cascaded_tanks
 from r2dn.io import TrainedModel, load_model, read_header
+from r2dn.models.lti import DenseLTI
 from r2dn.registry import MODELS, ModelSpec
 from r2dn.training import CHECKPOINT, Check, TrainConfig
 
@@ -45,7 +46,7 @@ def run_dir(tmp_path_factory):
     the resume test runs them at the end of ``fit``.
     """
     out = tmp_path_factory.mktemp("run")
-    result = invoke(*FIT, "--out", out, "--no-certify")
+    result = invoke(*FIT, "--lti", "dense", "--out", out, "--no-certify")
     assert result.exit_code == 0, result.output
     return out, result.output
 
@@ -70,6 +71,7 @@ def test_fit_writes_the_model_its_metrics_and_plots(run_dir):
         assert (out / name).is_file(), name
     trained = load_model(out / "model.r2dn")
     assert trained.spec.kind == "lipschitz-r2dn" and trained.model.supply.gamma == 5.0
+    assert trained.spec.kwargs["lti"] == "dense" and isinstance(trained.model.lti, DenseLTI)
     metrics = json.loads((out / "metrics.json").read_text())
     assert trained.metrics["validation"].items() <= metrics.items()
     assert metrics["scored"] == "validation" and metrics["epochs"] == 2
@@ -202,6 +204,8 @@ def test_fit_a_robust_model_on_csv_data(tmp_path):
             "needs --dt",
         ),
         (["fit", "--hidden", "4,x", "--gamma", "2"], "'x' is not a valid int"),
+        (["fit", "--gamma", "2", "--lti", "banded"], "Unknown lti 'banded'; choose one of"),
+        (["fit", "--model", "lipschitz-ren", "--gamma", "2", "--lti", "dense"], "--lti applies"),
         (["fit", "--model", "lipschitz-ren", "--hidden", "4", "--gamma", "2"], "--hidden applies"),
         (["fit", "--gamma", "2", "--gamma-physical", "2"], "not both"),
         (["fit", "--gamma", "2", "--epochs", "0"], "epochs must be a positive integer"),

@@ -217,6 +217,14 @@ KEY = jax.random.key(0)
             lambda: R2DN(1, 2, 2, 1, supply="lipschitz", key=KEY),
             "supply must be a SupplyRate",
         ),
+        (
+            lambda: ContractingR2DN(1, 2, 2, 1, lti="banded", key=KEY),
+            r"Unknown lti 'banded'; choose one of \['dense'\]",
+        ),
+        (
+            lambda: R2DN(2, 2, 2, 2, supply=SupplyRate.passive(2), key=KEY),
+            r"Q = 0 \(passivity\), which has no unit-gain form; use a REN",
+        ),
     ],
 )
 def test_bad_construction_is_rejected_with_a_clear_message(make, match):

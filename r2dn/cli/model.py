@@ -19,6 +19,7 @@ import numpy as np
 from r2dn.cli.common import CommandError
 from r2dn.cli.options import Option, constructor_options, constructor_parameters
 from r2dn.data import Normalizer
+from r2dn.models.lti import LTI_PARTS
 from r2dn.registry import MODELS
 
 #: Constructor arguments that are not options: taken from the data (``nu``, ``ny``), set by the
@@ -45,8 +46,8 @@ HELP = {
     "identity_output": "Output the state (y = x); needs as many outputs as states.",
     "activation": "Activation of φ (relu, tanh, ...).",
     "eps": "Margin ε > 0 that makes the certificate strict.",
-    "lti": "LTI part of the R2DN: dense (the paper's) or dplr (diagonal plus low rank, for "
-    "large --nx; needs --rank).",
+    "lti": f"LTI part of the R2DN, one of: {', '.join(LTI_PARTS)} (dense: the paper's polar "
+    "construction, cubic in --nx).",
     "rank": "Rank of the low-rank parts of --lti dplr.",
     "nu_index": "Input passivity index ν of a passive REN.",
     "rho_index": "Output passivity index ρ of a passive REN.",

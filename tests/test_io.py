@@ -235,7 +235,7 @@ def test_loading_runs_no_initialisation(tmp_path, monkeypatch):
         raise AssertionError("load_model initialised a model")
 
     monkeypatch.setattr("r2dn.parameterizations.init.gram_factor", forbidden)
-    monkeypatch.setattr("r2dn.models.r2dn.gram_factor", forbidden)
+    monkeypatch.setattr("r2dn.models.lti.gram_factor", forbidden)
     loaded = load_model(path)
     assert all(eqx.is_array(x) for x in jax.tree.leaves(eqx.filter(loaded.model, is_array_like)))
     for a, b in zip(leaves(loaded.model), leaves(trained.model), strict=True):

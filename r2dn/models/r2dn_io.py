@@ -180,8 +180,7 @@ class UnitGainIO(AbstractR2DNIO):
 
     def _coupling(self, dtype) -> tuple[Float[Array, "ny nx"], UnitGainFeedthrough]:
         C2 = self.supply.factors(dtype).LQ if self.C2 is None else self.C2
-        ny = self.supply.ny
-        D21 = zero_if_none(None if self.D21 is None else self.D21(), (ny, self.nv), dtype)
+        D21 = jnp.zeros((self.supply.ny, self.nv), dtype) if self.D21 is None else self.D21()
         N = None if self.N is None else self.N()
         return C2, unit_gain_feedthrough(self.D12(), D21, N)
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from r2dn.data import benchmarks
 from r2dn.data.csvfile import CsvTable, read_csv
-from r2dn.data.dataset import SequenceData
+from r2dn.data.dataset import SequenceData, check_finite
 from r2dn.data.normalize import Normalizer
 
 
@@ -84,6 +84,29 @@ def load_csv(
     except ValueError as error:
         raise ValueError(f"{', '.join(map(str, times))}: {error}") from error
     return data if rows is None else data.time_slice(*rows)
+
+
+def load_inputs(path: str | Path, inputs: Sequence[str], *, encoding: str = "utf-8") -> np.ndarray:
+    """The input columns of one CSV file (no outputs needed), shape ``(T, len(inputs))``.
+
+    For running a model on new inputs; errors as for `load_csv` (file, line, column), and a
+    non-finite value is an error that names its column and step.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "u.csv"
+        >>> _ = path.write_text("time,u\\n0,1.5\\n4,2.5\\n")
+        >>> load_inputs(path, ["u"])[:, 0]
+        array([1.5, 2.5])
+    """
+    if isinstance(inputs, str):
+        raise TypeError(f"inputs must be a sequence of column names, e.g. [{inputs!r}]")
+    u = read_csv(path, encoding=encoding).columns(inputs)
+    try:
+        check_finite(u[None], "input", tuple(inputs))
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from error
+    return u
 
 
 def _sampling_time(table: CsvTable, dt_column: str | None, fs_column: str | None) -> float:

@@ -39,7 +39,9 @@ def load_csv(
         path: the CSV file, or a list of files with the same columns and sampling time.
         inputs: names of the input columns, in the order wanted.
         outputs: names of the output columns, in the order wanted.
-        dt, dt_column, fs_column: the sampling time, as above (at most one of them).
+        dt: the sampling time in seconds (at most one of `dt`, `dt_column`, `fs_column`).
+        dt_column: a column whose first value is the sampling time in seconds.
+        fs_column: a column whose first value is the sampling rate in Hz.
         rows: keep data rows `start` to `stop` (exclusive; `stop` None for the end), counted
             from 0 after the header; e.g. `rows=(0, 5000)`. Split further with
             `SequenceData.split` / `SequenceData.time_slice`.

@@ -131,8 +131,8 @@ class SequenceData:
         Example:
             >>> import numpy as np
             >>> data = SequenceData(np.zeros((1, 10, 1)), np.zeros((1, 10, 1)), 0.1, ("u",), ("y",))
-            >>> [part.length for part in data.split(6, 8)]
-            [6, 2, 2]
+            >>> tuple(part.length for part in data.split(6, 8))
+            (6, 2, 2)
         """
         if not points:
             raise ValueError("split needs at least one split point, e.g. data.split(1000)")

@@ -15,8 +15,14 @@ import pytest
 import typer
 
 from experiments import common, f16, pde_observer, report, scaling, youla
-from r2dn.data.loaders import _F16_FILES, _F16_INPUTS, _F16_OUTPUTS
 from r2dn.registry import ModelSpec
+
+# The official F-16 files' names and columns (what the experiment must read); Fs is the
+# sampling rate, given in every row as in the real files.
+F16_FILES = [f"F16Data_FullMSine_Level{k}.csv" for k in (1, 3, 5, 7)] + [
+    f"F16Data_FullMSine_Level{k}_Validation.csv" for k in (2, 4, 6)
+]
+F16_COLUMNS = ("Force", "Voltage", "Acceleration1", "Acceleration2", "Acceleration3", "Fs")
 
 RUNS = {  # experiment module → the model it runs here
     f16: "ren",
@@ -31,9 +37,9 @@ def f16_root(tmp_path_factory):
     """The seven F-16 CSVs with the benchmark's columns and 300 random rows each."""
     root = tmp_path_factory.mktemp("f16")
     rng = np.random.default_rng(0)
-    header = ",".join(f'"{c}"' for c in _F16_INPUTS + _F16_OUTPUTS)
-    for name in _F16_FILES:
-        rows = rng.normal(size=(300, 5))
+    header = ",".join(f'"{c}"' for c in F16_COLUMNS)
+    for name in F16_FILES:
+        rows = np.column_stack([rng.normal(size=(300, 5)), np.full(300, 400.0)])
         (root / name).write_text(header + "\n" + "\n".join(",".join(map(str, r)) for r in rows))
     return root
 

@@ -8,12 +8,14 @@ options to a command's signature, where typer reads them.
 >>> import dataclasses
 >>> @dataclasses.dataclass
 ... class Settings:
-...     '''Attributes:
+...     '''What a run does.
+...
+...     Attributes:
 ...         steps: how many steps to take.
 ...     '''
 ...     steps: int = 3
 >>> [(o.name, o.default, o.help) for o in dataclass_options(Settings)]
-[('steps', 3, 'how many steps to take.')]
+[('steps', 3, 'How many steps to take.')]
 """
 
 from __future__ import annotations

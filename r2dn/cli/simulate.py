@@ -12,7 +12,7 @@ import typer
 
 from r2dn._files import atomic_write
 from r2dn.cli.common import CommandError, InputsOpt, ModelPathArg, names, user_errors
-from r2dn.data import load_csv
+from r2dn.data import load_inputs
 from r2dn.io import load_model
 
 
@@ -37,9 +37,7 @@ def command(
             raise CommandError(f"--out {out} is the {name}; write the outputs to another file")
     trained = load_model(model_path)
     columns = names(inputs, "inputs") or list(trained.input_names)
-    # The one CSV reader reads records of inputs and outputs; here the inputs stand in for the
-    # outputs, which the file need not have.
-    u = load_csv(csv_path, columns, columns, dt=trained.dt).u[0]
+    u = load_inputs(csv_path, columns)
     y = np.asarray(trained.predict(u))
     steps = np.arange(len(y))
     table = io.StringIO(newline="")

@@ -152,7 +152,8 @@ def from_io_data(
     Args:
         obj: the data object(s).
         dt: the sampling time, where the objects have none (discrete-time data).
-        input_names, output_names: channel names; default ``u0, u1, …`` and ``y0, …``.
+        input_names: names of the input channels; default ``u0, u1, …``.
+        output_names: names of the output channels; default ``y0, y1, …``.
     """
     objects = list(obj) if isinstance(obj, list | tuple) else [obj]
     if not objects:

@@ -53,7 +53,7 @@ class SequenceData:
                 raise ValueError(
                     f"{len(names)} {key} names {names} given for {array.shape[2]} {key} channels"
                 )
-            _check_finite(array, key, names)
+            check_finite(array, key, names)
         dt = float(self.dt)
         if not (np.isfinite(dt) and dt > 0):
             raise ValueError(f"dt must be a positive sampling time in seconds, got {self.dt!r}")
@@ -128,10 +128,11 @@ class SequenceData:
 
         For example `train, validation, test = data.split(6000, 8000)`.
 
-        >>> import numpy as np
-        >>> data = SequenceData(np.zeros((1, 10, 1)), np.zeros((1, 10, 1)), 0.1, ("u",), ("y",))
-        >>> [part.length for part in data.split(6, 8)]
-        [6, 2, 2]
+        Example:
+            >>> import numpy as np
+            >>> data = SequenceData(np.zeros((1, 10, 1)), np.zeros((1, 10, 1)), 0.1, ("u",), ("y",))
+            >>> tuple(part.length for part in data.split(6, 8))
+            (6, 2, 2)
         """
         if not points:
             raise ValueError("split needs at least one split point, e.g. data.split(1000)")
@@ -221,12 +222,12 @@ def _as_float_array(x: np.ndarray) -> np.ndarray:
     return x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)
 
 
-def _check_finite(x: np.ndarray, key: str, names: tuple[str, ...]) -> None:
+def check_finite(x: np.ndarray, key: str, names: tuple[str, ...]) -> None:
     """Raise a ValueError locating the first NaN/inf of `x` (batch, T, channels)."""
     bad = ~np.isfinite(x)
     if bad.any():
         b, t, c = np.argwhere(bad)[0]
         raise ValueError(
             f"{key} channel {names[c]!r} holds a non-finite value ({x[b, t, c]}) at record {b}, "
-            f"step {t}; remove or interpolate missing samples before building SequenceData"
+            f"step {t}; remove or interpolate the missing samples"
         )

@@ -9,7 +9,7 @@ import numpy as np
 
 from r2dn.data import benchmarks
 from r2dn.data.csvfile import CsvTable, read_csv
-from r2dn.data.dataset import SequenceData
+from r2dn.data.dataset import SequenceData, check_finite
 from r2dn.data.normalize import Normalizer
 
 
@@ -39,7 +39,9 @@ def load_csv(
         path: the CSV file, or a list of files with the same columns and sampling time.
         inputs: names of the input columns, in the order wanted.
         outputs: names of the output columns, in the order wanted.
-        dt, dt_column, fs_column: the sampling time, as above (at most one of them).
+        dt: the sampling time in seconds (at most one of `dt`, `dt_column`, `fs_column`).
+        dt_column: a column whose first value is the sampling time in seconds.
+        fs_column: a column whose first value is the sampling rate in Hz.
         rows: keep data rows `start` to `stop` (exclusive; `stop` None for the end), counted
             from 0 after the header; e.g. `rows=(0, 5000)`. Split further with
             `SequenceData.split` / `SequenceData.time_slice`.
@@ -84,6 +86,29 @@ def load_csv(
     except ValueError as error:
         raise ValueError(f"{', '.join(map(str, times))}: {error}") from error
     return data if rows is None else data.time_slice(*rows)
+
+
+def load_inputs(path: str | Path, inputs: Sequence[str], *, encoding: str = "utf-8") -> np.ndarray:
+    """The input columns of one CSV file (no outputs needed), shape ``(T, len(inputs))``.
+
+    For running a model on new inputs; errors as for `load_csv` (file, line, column), and a
+    non-finite value is an error that names its column and step.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "u.csv"
+        >>> _ = path.write_text("time,u\\n0,1.5\\n4,2.5\\n")
+        >>> load_inputs(path, ["u"])[:, 0]
+        array([1.5, 2.5])
+    """
+    if isinstance(inputs, str):
+        raise TypeError(f"inputs must be a sequence of column names, e.g. [{inputs!r}]")
+    u = read_csv(path, encoding=encoding).columns(inputs)
+    try:
+        check_finite(u[None], "input", tuple(inputs))
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from error
+    return u
 
 
 def _sampling_time(table: CsvTable, dt_column: str | None, fs_column: str | None) -> float:

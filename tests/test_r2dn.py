@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from conftest import random_supply, scale_parameters
 from r2dn import R2DN, ContractingR2DN, LipschitzR2DN, RobustR2DN, SupplyRate
 from r2dn.certificates import check_lmi, contraction_rate
-from r2dn.models.base import CertificateData
 
 # Few distinct sizes keep XLA's per-shape compilation cache warm; every combination is still
 # exercised, including nv = 1, nx = 1 and nu ≠ ny.
@@ -74,9 +73,6 @@ def test_the_lmi_check_can_fail():
             data = self.inner.certificate_data()
             sys = data.system
             return data._replace(system=eqx.tree_at(lambda s: s.A, sys, 3.0 * sys.A + jnp.eye(4)))
-
-        def certificate_data(self):
-            return CertificateData(self.explicit(), self.certificate())
 
     assert check_lmi(model).holds
     assert not check_lmi(Perturbed(model)).holds

@@ -1,5 +1,7 @@
 """R2DN models: certificates over random sizes and scales, behaviour, options and bad input."""
 
+from typing import final
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -11,6 +13,7 @@ from hypothesis import strategies as st
 from conftest import random_supply, scale_parameters
 from r2dn import R2DN, ContractingR2DN, LipschitzR2DN, RobustR2DN, SupplyRate
 from r2dn.certificates import check_lmi, contraction_rate
+from r2dn.models.lti import LTI_PARTS, AbstractLTI, DenseLTI
 
 # Few distinct sizes keep XLA's per-shape compilation cache warm; every combination is still
 # exercised, including nv = 1, nx = 1 and nu ≠ ny.
@@ -246,3 +249,34 @@ def test_supply_rate_is_static_data_not_a_parameter():
     leaves = jax.tree.leaves(model)
     assert not any(isinstance(x, SupplyRate) for x in leaves)
     assert model.supply == SupplyRate.lipschitz(2.0, 1, 1)
+
+
+@final
+class CountingLTI(AbstractLTI):
+    """A new LTI part as a user would add one: here the dense math, behind the interface."""
+
+    dense: DenseLTI
+
+    def __init__(self, nx, *, key, dtype):
+        self.dense = DenseLTI(nx, key=key, dtype=dtype)
+
+    def state_space(self, couplings, *, alpha_bar, eps):
+        return self.dense.state_space(couplings, alpha_bar=alpha_bar, eps=eps)
+
+    def metric(self, couplings, *, alpha_bar, eps):
+        return self.dense.metric(couplings, alpha_bar=alpha_bar, eps=eps)
+
+    def long_memory(self, couplings_at, *, alpha_bar, eps, key):
+        dense, s = self.dense.long_memory(couplings_at, alpha_bar=alpha_bar, eps=eps, key=key)
+        return eqx.tree_at(lambda m: m.dense, self, dense), s
+
+
+@pytest.mark.parametrize("init", ["random", "long_memory"])
+def test_a_new_lti_part_is_one_class_and_one_registration(monkeypatch, init):
+    monkeypatch.setitem(LTI_PARTS, "counting", CountingLTI)
+    model = LipschitzR2DN(2, 3, 2, 2, (4,), gamma=2.0, lti="counting", init=init, key=KEY)
+    assert isinstance(model.lti, CountingLTI) and check_lmi(model).holds
+    if init == "long_memory":  # the part's own start: A ≈ ᾱI
+        assert np.all(np.abs(np.linalg.eigvals(np.asarray(model.explicit().A))) >= 0.9)
+    x_T, y = model.simulate(model.initial_state(), jnp.ones((5, 2)))
+    assert y.shape == (5, 2)

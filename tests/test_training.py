@@ -375,7 +375,9 @@ PARALLEL = textwrap.dedent(
                         callbacks=[lambda r: devices.append(len(r.model.lti.X.devices()))]))
 
     def relative(a, b):
-        return float(np.max(np.abs(np.subtract(a, b))) / (1 + np.max(np.abs(b))))
+        # initial=0: a parameter may have no entries (a factor of size 0)
+        diff = np.max(np.abs(np.subtract(a, b)), initial=0.0)
+        return float(diff / (1 + np.max(np.abs(b), initial=0.0)))
 
     print(json.dumps({
         "devices": jax.device_count(),

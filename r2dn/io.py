@@ -146,7 +146,8 @@ class TrainedModel:
         spec: how to rebuild ``model`` (kind and constructor arguments).
         normalizer: maps physical inputs/outputs to and from the model's units.
         dt: sampling time in seconds of the data it was trained on.
-        input_names, output_names: channel names of that data.
+        input_names: names of the input channels of that data.
+        output_names: names of the output channels of that data.
         metrics: evaluation results (e.g. `r2dn.metrics.summary` on validation data).
     """
 

@@ -65,8 +65,12 @@ def to_c(
     >>> "void ren_step(ren_state *state, const double u[2], double y[1]);" in header.read_text()
     True
     """
+    return write_c(export_arrays(model, dtype), out_dir, name)
+
+
+def write_c(exported: Export, out_dir: str | Path, name: str) -> tuple[Path, Path]:
+    """Write the C files of already exported arrays (`to_c` without the export)."""
     check_name(name)
-    exported = export_arrays(model, dtype)
     out_dir = Path(out_dir)
     paths = out_dir / f"{name}.h", out_dir / f"{name}.c"
     for path, text in zip(

@@ -44,8 +44,12 @@ def to_numpy(
     >>> x.shape, y.shape
     ((4,), (1,))
     """
+    return write_numpy(export_arrays(model, dtype), out_dir, name)
+
+
+def write_numpy(exported: Export, out_dir: str | Path, name: str) -> tuple[Path, Path]:
+    """Write the NumPy files of already exported arrays (`to_numpy` without the export)."""
     check_name(name)
-    exported = export_arrays(model, dtype)
     out_dir = Path(out_dir)
     py, npz = out_dir / f"{name}.py", out_dir / f"{name}.npz"
     with atomic_write(npz) as f:

@@ -53,13 +53,15 @@ def write_numpy(exported: Export, out_dir: str | Path, name: str) -> tuple[Path,
     out_dir = Path(out_dir)
     py, npz = out_dir / f"{name}.py", out_dir / f"{name}.npz"
     with atomic_write(npz) as f:
-        np.savez(f, **_npz_arrays(exported))
+        np.savez(f, **npz_arrays(exported))
     with atomic_write(py) as f:
         f.write(module_source(exported, name).encode())
     return py, npz
 
 
-def _npz_arrays(exported: Export) -> dict[str, np.ndarray]:
+def npz_arrays(exported: Export) -> dict[str, np.ndarray]:
+    """What `write_numpy` stores in NAME.npz: the deployed arrays and, under `CERTIFIED`, the
+    certified ones."""
     arrays = exported.deployed.arrays() | {"activation": np.str_(exported.deployed.activation)}
     return arrays | {CERTIFIED + k: v for k, v in exported.certified.to_arrays().items()}
 

@@ -5,6 +5,7 @@ import dataclasses
 import functools
 import importlib.util
 import subprocess
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -16,6 +17,7 @@ import r2dn
 from r2dn import cli
 from r2dn.certificates import check_lmi, to_dtype
 from r2dn.data import Normalizer
+from r2dn.examples import youla
 from r2dn.export import Certified, export_arrays, to_c, to_numpy
 from r2dn.export.arrays import deploy
 from r2dn.export.c import compile_program, compiler, driver_source, write_c
@@ -260,3 +262,16 @@ def test_exported_c_compiles_without_warnings_in_cxx_guards(tmp_path):
     )
     exe = compile_program([tmp_path / f for f in ("a.c", "b.c", "main.c")], tmp_path / "ab")
     assert subprocess.run([exe]).returncode == 0
+
+
+@needs_cc
+def test_the_youla_controller_in_a_c_closed_loop_reaches_the_jax_cost(tmp_path):
+    """benchmarks/youla_loop.py, short: the C loop's cost equals JAX's to float32 round-off."""
+    loop = import_file(Path(__file__).parents[1] / "benchmarks" / "youla_loop.py")
+    policy = perturbed(
+        r2dn.ContractingR2DN(1, 2, 4, 1, (8,), activation="tanh", key=jax.random.key(0)), seed=4
+    )
+    w = np.asarray(youla.disturbances(jax.random.key(1), 1, 2000))[0, :, 0]
+    cost, seconds = loop.c_closed_loop(policy, w, tmp_path, "float32")
+    assert cost == pytest.approx(loop.jax_cost(policy, w), rel=TOLERANCE["float32"])
+    assert seconds > 0

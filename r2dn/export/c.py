@@ -266,7 +266,7 @@ def _array(name: str, array: np.ndarray, real: str) -> str:
     lines = []
     for row in rows:
         values = [_literal(float(v), real) for v in row]
-        chunks = [", ".join(values[i : i + 6]) for i in range(0, len(values), 6)]
+        chunks = [", ".join(values[i : i + 4]) for i in range(0, len(values), 4)]
         lines.append(
             "{" + ",\n     ".join(chunks) + "}" if array.ndim == 2 else ",\n    ".join(chunks)
         )

@@ -53,7 +53,11 @@ def run_dir(tmp_path_factory):
 
 def test_every_command_and_option_is_documented():
     group = typer.main.get_command(cli.app)
-    assert list(group.commands) == list(cli.COMMANDS) == ["fit", "evaluate", "simulate", "certify"]
+    assert (
+        list(group.commands)
+        == list(cli.COMMANDS)
+        == ["fit", "evaluate", "simulate", "certify", "export"]
+    )
     for name, command in group.commands.items():
         assert command.help, name
         result = invoke(name, "--help")

@@ -4,10 +4,10 @@ r2dn fit --gamma 5                # a Lipschitz R2DN on the embedded cascaded-ta
 r2dn evaluate runs/fit/model.r2dn
 r2dn simulate runs/fit/model.r2dn --csv inputs.csv --out outputs.csv
 r2dn certify runs/fit/model.r2dn
+r2dn export runs/fit/model.r2dn --to c --out deploy
 
 Each command is a module of this package with a function ``command`` (typer reads its
-options from the signature) and one line in `COMMANDS`. To add ``r2dn export``: write
-``r2dn/cli/export.py`` with ``command``, import it below and add ``"export": export.command``.
+options from the signature) and one line in `COMMANDS`.
 The options shared by several commands are in `r2dn.cli.common`; options generated from
 settings and constructors in `r2dn.cli.options`.
 """
@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import typer
 
-from r2dn.cli import certify, evaluate, fit, simulate
+from r2dn.cli import certify, evaluate, export, fit, simulate
 
 #: Command name → the function that runs it, in the order ``r2dn --help`` lists them.
 COMMANDS: dict[str, Callable[..., None]] = {
@@ -24,10 +24,11 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "evaluate": evaluate.command,
     "simulate": simulate.command,
     "certify": certify.command,
+    "export": export.command,
 }
 
 app = typer.Typer(
-    help="Identify, evaluate and certify contracting, robust recurrent models (R2DN, REN).",
+    help="Identify, evaluate, certify and export contracting, robust recurrent models (R2DN, REN).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -154,7 +154,8 @@ def test_the_c_header_says_what_the_model_is(tmp_path):
     text = header.read_text()
     largest = max(check_lmi(model)[::2])
     for fact in (
-        "LipschitzR2DN",
+        "model: R2DN",  # the variants are functions that choose the supply rate below
+        "Lipschitz, gamma = 2",
         "nu = 2, nx = 3, nv = 4, ny = 2, hidden = (5,)",
         "gamma = 2",
         f"largest LMI eigenvalue {largest:.6g}",

@@ -5,7 +5,8 @@ this in ``make test``; see docs/architecture.md):
 
     shared utilities (initializers, data, metrics, plots, _files)
     → parameterizations → networks → simulation → models → registry
-    → io, certificates and examples → training → cli (and demo), and the experiments.
+    → io, certificates and examples → training and export → cli (and demo), and the
+    experiments.
 """
 
 from r2dn.io import TrainedModel, load_model, save_model

@@ -111,15 +111,13 @@ class Structured(eqx.Module):
         return simulate(t.system(core.A, core.B1, core.B2), x0, u)
 
 
-def measure(model, *, batch: int, horizon: int, budget_s: float) -> dict:
-    """Compile and time forward and gradient of one model."""
+def compiled_calls(model, *, batch: int, horizon: int) -> tuple[dict, dict]:
+    """Compile forward and gradient of one model: ``(calls, record of compile time, memory)``."""
     nx = model.thin.B1.shape[0]
     k1, k2, k3 = jax.random.split(jax.random.key(1), 3)
     x0 = jax.random.normal(k1, (batch, nx))
-    u, target = (
-        jax.random.normal(k2, (batch, horizon, NU)),
-        jax.random.normal(k3, (batch, horizon, NY)),
-    )
+    u = jax.random.normal(k2, (batch, horizon, NU))
+    target = jax.random.normal(k3, (batch, horizon, NY))
     params, forward, gradient = sequence_functions(model)
     compiled = {
         "forward": compile_call(forward, params, x0, u),
@@ -128,12 +126,11 @@ def measure(model, *, batch: int, horizon: int, budget_s: float) -> dict:
     record = {
         kind: {"compile_s": c.compile_s, "temp_bytes": c.temp_bytes} for kind, c in compiled.items()
     }
-    for kind, stats in race({k: c.call for k, c in compiled.items()}, budget_s=budget_s).items():
-        record[kind].update(stats)
-    return record
+    return {kind: c.call for kind, c in compiled.items()}, record
 
 
 def run(sizes, ranks, *, nv, hidden, batch, horizon, dense_max_nx, budget_s) -> list[dict]:
+    """Per nx, every subject compiled, then all timed in turns (the same load for each)."""
     rows = []
     for nx in sizes:
         thin = Thin(nx, nv, hidden, jax.random.key(0))
@@ -141,8 +138,13 @@ def run(sizes, ranks, *, nv, hidden, batch, horizon, dense_max_nx, budget_s) -> 
         for r in ranks:
             free = random_free(jax.random.key(3), nx, r, dtype=jnp.float32)
             subjects[f"DPLR r={r}"] = Structured(free, thin)
+        calls, records = {}, {}
         for name, model in subjects.items():
-            record = measure(model, batch=batch, horizon=horizon, budget_s=budget_s)
+            model_calls, records[name] = compiled_calls(model, batch=batch, horizon=horizon)
+            calls.update({(name, kind): call for kind, call in model_calls.items()})
+        for (name, kind), stats in race(calls, budget_s=budget_s).items():
+            records[name][kind].update(stats)
+        for name, record in records.items():
             rows.append({"nx": nx, "lti": name, **record})
             print(row_text(rows[-1]), flush=True)
     return rows
@@ -178,6 +180,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, short timing")
     parser.add_argument("--dense-max-nx", type=int, default=1024, help="largest dense nx timed")
+    parser.add_argument("--sizes", type=int, nargs="+", help="state sizes nx (default: the grid)")
     args = parser.parse_args()
     if args.quick:
         grid = dict(sizes=(32, 128), ranks=(4,), nv=16, hidden=(32, 32), batch=4, horizon=32)
@@ -190,6 +193,8 @@ def main() -> None:
             batch=16,
             horizon=256,
         )
+    if args.sizes:
+        grid["sizes"] = tuple(args.sizes)
     print(HEADER)
     rows = run(**grid, dense_max_nx=args.dense_max_nx, budget_s=0.5 if args.quick else 2.0)
     print("\n".join(speedups(rows)))

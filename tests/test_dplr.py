@@ -228,6 +228,17 @@ def test_the_certificate_check_can_fail():
     assert np.linalg.eigvalsh(M).max() > 0
 
 
+@pytest.mark.parametrize(
+    ("field", "shape", "match"),
+    [("d2", (6,), "d2 has shape"), ("U2", (2, 5), "U2 has shape"), ("Yb", (3, 5), "Yb has")],
+)
+def test_mismatched_free_parameters_are_rejected_with_a_clear_message(field, shape, match):
+    free = random_free(jax.random.key(0), 5, 2, rank_Y=1)
+    free = free._replace(**{field: jnp.zeros(shape)})
+    with pytest.raises(ValueError, match=match):
+        dplr_core(free, jnp.ones((5, 1)), jnp.ones((5, 1)), jnp.ones((1, 5)), alpha_bar=1, eps=EPS)
+
+
 def test_rows_times_a_structured_matrix_equal_rows_times_the_dense_one():
     d, U, V = (
         jax.random.normal(k, shape)

@@ -112,6 +112,23 @@ def frobenius_dplr(free: DPLRFree) -> Float[Array, ""]:
     return jnp.sqrt(squares + FROBENIUS_EPS)
 
 
+def check_free(free: DPLRFree, nx: int) -> None:
+    """Raise a ``ValueError`` unless the free parameters are for a state of size ``nx``."""
+    expected = dict(d1=(nx,), d2=(nx,), p=())
+    expected.update(U1=(free.U1.shape[0], nx), U2=(free.U1.shape[0], nx))
+    expected.update(Ya=(free.Ya.shape[0], nx), Yb=(free.Ya.shape[0], nx))
+    wrong = [
+        f"{name} has shape {getattr(free, name).shape}, expected {shape}"
+        for name, shape in expected.items()
+        if getattr(free, name).shape != shape
+    ]
+    if wrong:
+        raise ValueError(
+            f"DPLR free parameters for nx={nx} (the rows of B̃1): " + "; ".join(wrong) + ". "
+            "d₁, d₂ are (nx,), U₁, U₂ are (r, nx) and Y_a, Y_b are (r_Y, nx)."
+        )
+
+
 def _coupling_factors(
     B: Float[Array, "nx m"], C: Float[Array, "kc nx"], G: Float[Array, "m kc"] | None
 ) -> tuple[Array, Array, Array | None]:
@@ -145,6 +162,7 @@ def dplr_core(
     Same arguments and meaning (``io = None``: contracting only); ``A``, ``E`` and ``𝒫`` come
     back as `DiagonalPlusLowRank`, ``B1 = E⁻¹B̃1`` and ``B2 = E⁻¹B̃2`` by Woodbury.
     """
+    check_free(free, B1.shape[0])
     d1, d2, U1, U2, _, Ya, Yb = free
     sigma = free.p / frobenius_dplr(free)
     s, a = sigma**2, alpha_bar

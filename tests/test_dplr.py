@@ -140,7 +140,7 @@ def both_cores(free, B1, B2, C1, io, X, Y, alpha_bar):
     return dplr_core(free, B1, B2, C1, **common), unit_gain_core(X, free.p, Y, B1, B2, C1, **common)
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(
     nx=st.sampled_from([1, 2, 7, 64]),
     ranks=st.tuples(RANKS, RANKS),
@@ -230,7 +230,7 @@ def test_the_certificate_check_can_fail():
 
 @pytest.mark.parametrize(
     ("field", "shape", "match"),
-    [("d2", (6,), "d2 has shape"), ("U2", (2, 5), "U2 has shape"), ("Yb", (3, 5), "Yb has")],
+    [("d2", (6,), "d2 has shape"), ("U2", (3, 5), "U2 has shape"), ("Yb", (3, 5), "Yb has")],
 )
 def test_mismatched_free_parameters_are_rejected_with_a_clear_message(field, shape, match):
     free = random_free(jax.random.key(0), 5, 2, rank_Y=1)

@@ -7,8 +7,19 @@ Every recurrent model in the library (R2DN, REN) evaluates as
 and differs only in φ: a 1-Lipschitz network for an R2DN, an equilibrium layer for a REN.
 Work that does not depend on the state (input projections, output maps) is done for all time
 steps at once outside the scan.
+
+``A`` is a dense array, or a `DiagonalPlusLowRank` for a structured (DPLR) LTI part. A dense
+model keeps a plain array, so that everything reading ``sys.A`` (certificates, export, users)
+is unchanged; the structured one is a small final module with the one operation simulation needs,
+``x @ A.T`` for rows ``x`` (``x ⊙ λ + (xV)Uᵀ``, O(nx·k)), so that `step` and the generic scan
+run either without branching. The fused R2DN recurrence stores the state map's matrices per
+kind (`_DenseStateMap`, `_DPLRStateMap`) with its own tangent rule, so that neither simulation
+nor its derivative forms an nx × nx matrix. (A lineax operator would also work, but its
+``mv`` acts on one vector: batches need ``vmap``, and it brings a dependency for a two-line
+product.)
 """
 
+import abc
 from collections.abc import Callable
 
 import equinox as eqx
@@ -18,6 +29,7 @@ from jaxtyping import Array, Float
 
 from r2dn.networks.activations import get_activation
 from r2dn.networks.base import AbstractNonlinearity, DenseChain
+from r2dn.parameterizations.dplr import DiagonalPlusLowRank
 
 #: Time steps per loop trip in the fused R2DN scans (``lax.scan(unroll=...)``). Unrolling
 #: measured no faster on CPU (docs/benchmarks.md) and compiles more slowly.
@@ -29,9 +41,12 @@ BLOCK_ROWS = 512
 
 
 class ExplicitSystem(eqx.Module):
-    """Explicit matrices of a recurrent model (named as in the design note) and its φ."""
+    """Explicit matrices of a recurrent model (named as in the design note) and its φ.
 
-    A: Float[Array, "nx nx"]
+    ``A`` is dense, or diagonal plus low rank for a structured LTI part.
+    """
+
+    A: Float[Array, "nx nx"] | DiagonalPlusLowRank
     B1: Float[Array, "nx nv"]
     B2: Float[Array, "nx nu"]
     C1: Float[Array, "nv nx"]
@@ -90,7 +105,7 @@ def simulate(
     """
     _check_inputs(sys, x0, u, sequence=True)
     nu, nx, _, ny = sys.sizes
-    dtype = jnp.result_type(sys.A, x0, u)
+    dtype = jnp.result_type(sys.A.dtype, x0, u)
     batch = jnp.broadcast_shapes(x0.shape[:-1], u.shape[:-2])
     T = u.shape[-2]
     # Time first and one batch axis: every per-step array is a (rows, n) matrix.
@@ -123,19 +138,75 @@ def _simulate_generic(
     return xT, y.reshape(T, N, -1)
 
 
+class _AbstractStateMap(eqx.Module):
+    """The state update of the fused recurrence, ``(x, h, e) ↦ x⁺ = x Aᵀ + h (W_L B1ᵀ) + e``."""
+
+    @abc.abstractmethod
+    def __call__(
+        self, x: Float[Array, "N nx"], h: Float[Array, "N qL"], e: Float[Array, "N nx"]
+    ) -> Float[Array, "N nx"]:
+        """``x⁺``: linear in ``(x, h, e)``."""
+
+    @abc.abstractmethod
+    def tangent(
+        self, d: "_AbstractStateMap", x: Array, h: Array, de: Array
+    ) -> Float[Array, "N nx"]:
+        """The tangent of ``x⁺`` for tangents ``d`` of this map's matrices and ``de`` of ``e``."""
+
+
+class _DenseStateMap(_AbstractStateMap):
+    """``x⁺ = [x, h] S + e`` with ``S = [Aᵀ; W_L B1ᵀ]``: one matmul per step."""
+
+    S: Float[Array, "nx+qL nx"]
+
+    def __call__(self, x, h, e):
+        return jnp.concatenate([x, h], axis=-1) @ self.S + e
+
+    def tangent(self, d, x, h, de):
+        return d(x, h, de)
+
+
+class _DPLRStateMap(_AbstractStateMap):
+    """``A = diag(λ) + UVᵀ``: ``x⁺ = x ⊙ λ + [xV, h] W + e`` with ``W = [Uᵀ; W_L B1ᵀ]``.
+
+    Two thin matmuls per step, O(nx·(k + qL)).
+    """
+
+    diagonal: Float[Array, " nx"]
+    V: Float[Array, "nx k"]
+    W: Float[Array, "k+qL nx"]
+
+    def __call__(self, x, h, e):
+        return x * self.diagonal + jnp.concatenate([x @ self.V, h], axis=-1) @ self.W + e
+
+    def tangent(self, d, x, h, de):
+        k = self.V.shape[1]
+        dxV = (x @ d.V) @ self.W[:k]
+        return x * d.diagonal + jnp.concatenate([x @ self.V, h], axis=-1) @ d.W + dxV + de
+
+
+def _state_map(
+    A: Float[Array, "nx nx"] | DiagonalPlusLowRank, BL: Float[Array, "qL nx"]
+) -> _AbstractStateMap:
+    """The state map for ``A`` (dense or DPLR) and the fused ``W_L B1ᵀ``."""
+    if isinstance(A, DiagonalPlusLowRank):
+        return _DPLRStateMap(A.diagonal, A.V, jnp.concatenate([A.U.T, BL]))
+    return _DenseStateMap(jnp.concatenate([A.T, BL]))
+
+
 class _Recurrence(eqx.Module):
     """An R2DN's state recurrence with φ's matrices fused into their neighbours:
 
-        z₁ = x G + c_t,   z_{k+1} = σ(z_k) M_k + b_{k+1},   x⁺ = [x, σ(z_L)] S + e_t,
+        z₁ = x G + c_t,   z_{k+1} = σ(z_k) M_k + b_{k+1},   x⁺ = x Aᵀ + σ(z_L) (W_L B1ᵀ) + e_t,
 
-    with ``G = C1ᵀW₀`` and ``S = [Aᵀ; W_L B1ᵀ]``, and every term that depends on the input
-    alone in the offsets ``c_t, e_t``: per step, one matmul per layer and one for the state.
+    with ``G = C1ᵀW₀``, and every term that depends on the input alone in the offsets
+    ``c_t, e_t``: per step, one matmul per layer and the state map's.
     """
 
     G: Float[Array, "nx q1"]
     mids: tuple[Float[Array, "q q"], ...]
     biases: tuple[Float[Array, " q"], ...]
-    S: Float[Array, "nx+qL nx"]
+    state: _AbstractStateMap
     activation: str = eqx.field(static=True)
 
     def layers(self, x: Float[Array, "N nx"], c: Float[Array, "N q1"]) -> list[Array]:
@@ -149,7 +220,7 @@ class _Recurrence(eqx.Module):
     def next_state(
         self, x: Float[Array, "N nx"], h: Float[Array, "N qL"], e: Float[Array, "N nx"]
     ) -> Float[Array, "N nx"]:
-        return jnp.concatenate([x, h], axis=-1) @ self.S + e
+        return self.state(x, h, e)
 
 
 def _simulate_lbdn(
@@ -167,7 +238,7 @@ def _simulate_lbdn(
         G=sys.C1.T @ W_first,
         mids=phi.weights[1:-1],
         biases=phi.biases[1:-1],
-        S=jnp.concatenate([sys.A.T, W_last @ sys.B1.T]),
+        state=_state_map(sys.A, W_last @ sys.B1.T),
         activation=phi.activation,
     )
     U = jnp.concatenate([sys.B2.T, sys.D12.T @ W_first, sys.D22.T], axis=1)
@@ -237,7 +308,7 @@ def _lbdn_scan_jvp(primals, tangents):
         fz = [_rows(xs_b) @ d_rec.G + _rows(dc_b)] + [
             _rows(h) @ dM + db for h, dM, db in zip(hs[:-1], d_rec.mids, d_rec.biases, strict=True)
         ]
-        fx = d_rec.next_state(_rows(xs_b), _rows(hs[-1]), _rows(de_b))
+        fx = rec.state.tangent(d_rec.state, _rows(xs_b), _rows(hs[-1]), _rows(de_b))
         fz, fx = jax.tree.map(lambda f: f.reshape(*xs_b.shape[:2], -1), (fz, fx))
         return jax.lax.scan(tangent_step, dx, (fz, fx, slopes), unroll=UNROLL)
 

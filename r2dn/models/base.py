@@ -17,6 +17,7 @@ from jaxtyping import Array, Float
 
 from r2dn import simulation
 from r2dn.networks.activations import get_activation
+from r2dn.parameterizations.margin import check_margin_rule
 from r2dn.parameterizations.supply import SupplyRate
 from r2dn.simulation import ExplicitSystem
 
@@ -52,6 +53,7 @@ def check_options(
     identity_output: bool,
     activation: str,
     eps: float,
+    margin_rule: str,
     dtype,
 ) -> Feedthrough:
     """Validate the arguments every recurrent model shares; return the feedthrough to build.
@@ -62,7 +64,8 @@ def check_options(
 
     >>> check_options(sizes=dict(nu=1, nx=2, nv=3, ny=2), supply=None, alpha_bar=1.0,
     ...               init="random", feedthrough=None, identity_output=True,
-    ...               activation="relu", eps=DEFAULT_EPS, dtype="float32")
+    ...               activation="relu", eps=DEFAULT_EPS, margin_rule="relative",
+    ...               dtype="float32")
     'zero'
     """
     check_sizes(**sizes)
@@ -75,6 +78,7 @@ def check_options(
     get_activation(activation)
     if not (np.isfinite(eps) and eps > 0):
         raise ValueError(f"eps (the certificate margin) must be a positive number; got {eps}.")
+    check_margin_rule(margin_rule)
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"dtype must be a floating-point type; got {dtype}.")
     if jnp.dtype(dtype).itemsize > 4 and not jax.config.jax_enable_x64:

@@ -33,6 +33,7 @@ from r2dn.parameterizations.core import (
     unit_gain_feedthrough,
 )
 from r2dn.parameterizations.init import gram_factor, long_memory_target
+from r2dn.parameterizations.margin import DEFAULT_MARGIN_RULE, MarginRule
 from r2dn.parameterizations.supply import SupplyRate
 from r2dn.simulation import ExplicitSystem
 
@@ -79,6 +80,7 @@ class R2DN(AbstractRecurrentModel):
     supply: SupplyRate | None = eqx.field(static=True)
     alpha_bar: float = eqx.field(static=True)
     eps: float = eqx.field(static=True)
+    margin_rule: MarginRule = eqx.field(static=True)
     nu: int = eqx.field(static=True)
     nx: int = eqx.field(static=True)
     nv: int = eqx.field(static=True)
@@ -99,6 +101,7 @@ class R2DN(AbstractRecurrentModel):
         identity_output: bool = False,
         activation: str = "relu",
         eps: float = DEFAULT_EPS,
+        margin_rule: MarginRule = DEFAULT_MARGIN_RULE,
         dtype=jnp.float32,
         key: PRNGKeyArray,
     ):
@@ -111,17 +114,21 @@ class R2DN(AbstractRecurrentModel):
             identity_output=identity_output,
             activation=activation,
             eps=eps,
+            margin_rule=margin_rule,
             dtype=dtype,
         )
         bounded = supply is not None
         if bounded:
             supply.check_unit_gain()
         self.supply, self.alpha_bar, self.eps = supply, float(alpha_bar), float(eps)
+        self.margin_rule = margin_rule
         self.nu, self.nx, self.nv, self.ny = nu, nx, nv, ny
 
         keys = iter(jax.random.split(key, 12))
         normal = lambda *shape: lecun_normal(next(keys), shape, dtype)  # noqa: E731
-        contraction = lambda m, n: StrictContraction(m, n, key=next(keys), eps=eps, dtype=dtype)  # noqa: E731
+        contraction = lambda m, n: StrictContraction(  # noqa: E731
+            m, n, key=next(keys), eps=eps, margin_rule=margin_rule, dtype=dtype
+        )
         self.phi = LBDN(nv, hidden, nv, activation=activation, key=next(keys), dtype=dtype)
         self.Y = normal(nx, nx)
         self.B1, self.B2, self.C1 = normal(nx, nv), normal(nx, nu), normal(nv, nx)
@@ -160,7 +167,7 @@ class R2DN(AbstractRecurrentModel):
         target = long_memory_target(self.nx, self.alpha_bar, rng)
         io = self._io()
         if io is None:  # B̃1 = C1 = 0: nothing else enters H
-            X, _ = gram_factor(target, lambda s: 0.0, self.eps)
+            X, _ = gram_factor(target, lambda s: 0.0, self.eps, self.margin_rule)
         else:
             C2, ft = io
             scales_C2 = self.C2 is not None  # an identity output's Ĉ2 is fixed
@@ -170,7 +177,7 @@ class R2DN(AbstractRecurrentModel):
                 C = jnp.concatenate([self.C1, s * C2 if scales_C2 else C2], axis=0)
                 return np.asarray(coupling_gram(B, C, ft.G), dtype=np.float64)
 
-            X, s = gram_factor(target, other_terms, self.eps)
+            X, s = gram_factor(target, other_terms, self.eps, self.margin_rule)
             self.B2 = s * self.B2
             self.C2 = s * self.C2 if scales_C2 else None
         self.X = jnp.asarray(X, dtype=dtype)
@@ -190,7 +197,7 @@ class R2DN(AbstractRecurrentModel):
         D12 = self.D12()
         D21 = _matrix(self.D21, (self.ny, self.nv), dtype)
         N = None if self.D22 is None else self.D22()
-        return C2, unit_gain_feedthrough(D12, D21, N)
+        return C2, unit_gain_feedthrough(D12, D21, N, eps=self.eps, margin_rule=self.margin_rule)
 
     def _core(self) -> tuple[Core, tuple[Array, ...]]:
         io = self._io()
@@ -203,6 +210,7 @@ class R2DN(AbstractRecurrentModel):
             self.C1,
             alpha_bar=self.alpha_bar,
             eps=self.eps,
+            margin_rule=self.margin_rule,
             io=io,
         )
         dtype = self.dtype

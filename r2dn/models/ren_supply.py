@@ -23,6 +23,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from r2dn.models.base import Feedthrough
 from r2dn.parameterizations.contraction import StrictContraction
+from r2dn.parameterizations.margin import MarginRule
 from r2dn.parameterizations.positive import PositiveReal
 from r2dn.parameterizations.supply import SupplyRate
 
@@ -91,6 +92,7 @@ class ContractingSupply(AbstractRENSupply):
         *,
         key: PRNGKeyArray,
         eps: float,
+        margin_rule: MarginRule,
         dtype,
     ):
         if supply is not None:
@@ -125,12 +127,17 @@ class UnitGainSupply(AbstractRENSupply):
         *,
         key: PRNGKeyArray,
         eps: float,
+        margin_rule: MarginRule,
         dtype,
     ):
         supply.check_unit_gain()
         self.supply = supply
         free = feedthrough == "free"
-        self.N = StrictContraction(ny, nu, key=key, eps=eps, dtype=dtype) if free else None
+        self.N = (
+            StrictContraction(ny, nu, key=key, eps=eps, margin_rule=margin_rule, dtype=dtype)
+            if free
+            else None
+        )
 
     @classmethod
     def accepts(cls, supply: SupplyRate | None) -> bool:
@@ -166,6 +173,7 @@ class PassiveSupply(AbstractRENSupply):
         *,
         key: PRNGKeyArray,
         eps: float,
+        margin_rule: MarginRule,
         dtype,
     ):
         if supply is None or np.any(supply.Q):
@@ -176,7 +184,7 @@ class PassiveSupply(AbstractRENSupply):
                 "make R + S D22 + D22ᵀSᵀ positive definite, so it cannot be fixed."
             )
         self.supply = supply
-        self.M = PositiveReal(nu, key=key, eps=eps, dtype=dtype)
+        self.M = PositiveReal(nu, key=key, eps=eps, margin_rule=margin_rule, dtype=dtype)
 
     @classmethod
     def accepts(cls, supply: SupplyRate | None) -> bool:

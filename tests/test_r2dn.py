@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from conftest import random_supply, scale_parameters
 from r2dn import R2DN, ContractingR2DN, LipschitzR2DN, RobustR2DN, SupplyRate
 from r2dn.certificates import check_lmi, contraction_rate
+from r2dn.models.base import CertificateData
 
 # Few distinct sizes keep XLA's per-shape compilation cache warm; every combination is still
 # exercised, including nv = 1, nx = 1 and nu ≠ ny.
@@ -75,6 +76,9 @@ def test_the_lmi_check_can_fail():
 
         def certificate(self):
             return self.inner.certificate()
+
+        def certificate_data(self):
+            return CertificateData(self.explicit(), self.certificate())
 
     assert not check_lmi(Perturbed(model)).holds
 

@@ -34,32 +34,31 @@ print(json.dumps([p["num_threads"] for p in threadpool_info() if p["user_api"] =
 """
 
 
-def blas_threads(code: str, **env: str) -> list[int]:
-    """BLAS pool sizes after ``code`` runs in a new interpreter with ``env`` added."""
+def blas_threads(code: str, **env: str) -> list[list[int]]:
+    """BLAS pool sizes at each ``REPORT`` in ``code``, run in a new interpreter with ``env``."""
     clean = {k: v for k, v in os.environ.items() if k not in USER_SETTINGS}
-    script = "import json\nimport scipy.linalg.cython_lapack\n" + code + REPORT
     out = subprocess.run(
-        [sys.executable, "-c", script],
+        [sys.executable, "-c", "import json\nimport scipy.linalg.cython_lapack\n" + code],
         env={**clean, **env},
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("[")]
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: BLAS has one thread anyway")
-def test_blas_has_a_thread_per_core_until_r2dn_runs():
-    """The premise: without r2dn's limit, OpenBLAS starts a thread per core."""
-    assert max(blas_threads("import r2dn")) > 1
+def test_blas_has_a_thread_per_core_until_simulate_runs():
+    """The premise (OpenBLAS starts a thread per core), then r2dn's limit."""
+    before, after = blas_threads("import r2dn\n" + REPORT + SIMULATE + REPORT)
+    assert max(before) > 1 and set(after) == {1}
 
 
-@pytest.mark.parametrize("entry", [SIMULATE, FIT], ids=["simulate", "fit"])
-def test_simulate_and_fit_limit_blas_to_one_thread(entry):
-    assert set(blas_threads(entry)) == {1}
+def test_fit_limits_blas_to_one_thread():
+    assert set(blas_threads(FIT + REPORT)[0]) == {1}
 
 
 def test_a_thread_count_the_user_chose_is_left_alone():
-    code = "from r2dn._threads import limit_blas_threads\nlimit_blas_threads()\n"
-    assert set(blas_threads(code, OPENBLAS_NUM_THREADS="2")) == {2}
+    code = "from r2dn._threads import limit_blas_threads\nlimit_blas_threads()\n" + REPORT
+    assert set(blas_threads(code, OPENBLAS_NUM_THREADS="2")[0]) == {2}

@@ -2,9 +2,10 @@
 
 A `ModelSpec` is a model kind (a key of `MODELS`) and the JSON-serialisable keyword arguments
 of its constructor. Every kind takes ``nu, nx, nv, ny`` and ``key``; adding a model to the
-workflow is one line in `MODELS`. A spec always names its ``feedthrough`` and, for an R2DN, its
-``lti`` part (the defaults filled in), so a saved file says which ``D22`` and which LTI part its
-model has whatever the defaults of the release that reads it.
+workflow is one line in `MODELS`. A spec always names its ``feedthrough``, its
+``margin_rule`` and, for an R2DN, its ``lti`` part (the defaults filled in), so a saved
+file says which ``D22``, which margins and which LTI part its model has whatever the
+defaults of the release that reads it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from r2dn.models import (
 )
 from r2dn.models.base import default_feedthrough
 from r2dn.models.r2dn import DEFAULT_LTI
+from r2dn.parameterizations.margin import DEFAULT_MARGIN_RULE
 
 #: Model kind → constructor ``(**kwargs, key=...) -> model``.
 MODELS: dict[str, Callable[..., AbstractRecurrentModel]] = {
@@ -95,6 +97,7 @@ class ModelSpec:
             kwargs["feedthrough"] = default_feedthrough(bool(kwargs.get("identity_output")))
         if kwargs.get("lti") is None and _builds_r2dn(self.kind):
             kwargs["lti"] = DEFAULT_LTI
+        kwargs.setdefault("margin_rule", DEFAULT_MARGIN_RULE)
         object.__setattr__(self, "kwargs", kwargs)
 
     @property
@@ -134,7 +137,9 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelSpec:
-        """Inverse of `to_dict`; also reads the specs of r2dn 0.1.0, which name no feedthrough."""
+        """Inverse of `to_dict`; also reads older specs: those of r2dn 0.1.0 name no feedthrough,
+        and those written before margin rules were recorded were built with the "absolute" one
+        (`r2dn.parameterizations.margin`)."""
         if not isinstance(data, Mapping) or set(data) != {"kind", "kwargs"}:
             raise ValueError(
                 f"a model spec needs exactly the keys 'kind' and 'kwargs'; got {data!r}"
@@ -143,4 +148,6 @@ class ModelSpec:
         legacy = _FEEDTHROUGH_BEFORE_0_2.get(data["kind"])
         if legacy and isinstance(kwargs, Mapping) and "feedthrough" not in kwargs:
             kwargs = {**kwargs, "feedthrough": legacy}
+        if isinstance(kwargs, Mapping) and "margin_rule" not in kwargs:
+            kwargs = {**kwargs, "margin_rule": "absolute"}
         return cls(data["kind"], kwargs)

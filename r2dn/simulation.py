@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from r2dn._threads import limit_blas_threads
 from r2dn.networks.activations import get_activation
 from r2dn.networks.base import AbstractNonlinearity, DenseChain
 from r2dn.parameterizations.dplr import DiagonalPlusLowRank
@@ -104,6 +105,7 @@ def simulate(
     other φ takes one plain ``lax.scan`` over `step`'s equations.
     """
     _check_inputs(sys, x0, u, sequence=True)
+    limit_blas_threads()  # once per process; runs when traced, before anything executes
     nu, nx, _, ny = sys.sizes
     dtype = jnp.result_type(sys.A.dtype, x0, u)
     batch = jnp.broadcast_shapes(x0.shape[:-1], u.shape[:-2])

@@ -260,14 +260,14 @@ class CountingLTI(AbstractLTI):
     def __init__(self, nx, *, key, dtype):
         self.dense = DenseLTI(nx, key=key, dtype=dtype)
 
-    def state_space(self, couplings, *, alpha_bar, eps):
-        return self.dense.state_space(couplings, alpha_bar=alpha_bar, eps=eps)
+    def state_space(self, couplings, **margins):  # alpha_bar, eps, margin_rule
+        return self.dense.state_space(couplings, **margins)
 
-    def metric(self, couplings, *, alpha_bar, eps):
-        return self.dense.metric(couplings, alpha_bar=alpha_bar, eps=eps)
+    def metric(self, couplings, **margins):
+        return self.dense.metric(couplings, **margins)
 
-    def long_memory(self, couplings_at, *, alpha_bar, eps, key):
-        dense, s = self.dense.long_memory(couplings_at, alpha_bar=alpha_bar, eps=eps, key=key)
+    def long_memory(self, couplings_at, *, key, **margins):
+        dense, s = self.dense.long_memory(couplings_at, key=key, **margins)
         return eqx.tree_at(lambda m: m.dense, self, dense), s
 
 

@@ -173,7 +173,7 @@ def test_r2dn_and_ren_choose_their_supply_parts_by_one_rule():
     assert ren_supply.supply_part(None) is ren_supply.ContractingSupply
     assert ren_supply.supply_part(lipschitz) is ren_supply.UnitGainSupply
     # Each part validates the rate it is given, whoever builds it.
-    part_args = dict(key=KEY, eps=DEFAULT_EPS, dtype=jnp.float64)
+    part_args = dict(key=KEY, eps=DEFAULT_EPS, margin_rule="relative", dtype=jnp.float64)
     with pytest.raises(ValueError, match="without a supply rate"):
         r2dn_io.ContractingIO(lipschitz, "free", False, 2, 3, 2, 3, **part_args)
     with pytest.raises(ValueError, match="without a supply rate"):

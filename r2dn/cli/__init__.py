@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import typer
 
+from r2dn._threads import limit_blas_threads
 from r2dn.cli import certify, evaluate, export, fit, simulate
 
 #: Command name → the function that runs it, in the order ``r2dn --help`` lists them.
@@ -35,5 +36,11 @@ app = typer.Typer(
 )
 for _name, _command in COMMANDS.items():
     app.command(_name)(_command)
+
+
+@app.callback()
+def _before_every_command() -> None:  # one BLAS thread: see r2dn._threads
+    limit_blas_threads()
+
 
 __all__ = ["COMMANDS", "app"]

@@ -24,8 +24,9 @@ from r2dn.registry import MODELS
 
 #: Constructor arguments that are not options: taken from the data (``nu``, ``ny``), set by the
 #: named variant (``supply``), read from ``--qsr-file`` (``Q``, ``S``, ``R``), or not for the
-#: command line (``key``; ``dtype``: float64 needs JAX's x64 mode).
-NOT_OPTIONS = ("nu", "ny", "key", "supply", "dtype", "Q", "S", "R")
+#: command line (``key``; ``dtype``: float64 needs JAX's x64 mode; ``margin_rule``: the
+#: "absolute" rule only rebuilds older files).
+NOT_OPTIONS = ("nu", "ny", "key", "supply", "dtype", "Q", "S", "R", "margin_rule")
 
 #: Defaults of ``r2dn fit`` where the constructors have none (sizes), or where a model that
 #: identifies well out of the box wants another (the paper's long-memory initialisation).

@@ -21,6 +21,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from r2dn import simulation
 from r2dn.networks.activations import get_activation
 from r2dn.parameterizations.contraction import StrictContraction
+from r2dn.parameterizations.margin import MarginRule, check_margin_rule
 from r2dn.parameterizations.supply import SupplyRate
 from r2dn.simulation import ExplicitSystem
 
@@ -56,6 +57,7 @@ def check_options(
     identity_output: bool,
     activation: str,
     eps: float,
+    margin_rule: str,
     dtype,
 ) -> Feedthrough:
     """Validate the arguments every recurrent model shares; return the feedthrough to build.
@@ -66,7 +68,8 @@ def check_options(
 
     >>> check_options(sizes=dict(nu=1, nx=2, nv=3, ny=2), supply=None, alpha_bar=1.0,
     ...               init="random", feedthrough=None, identity_output=True,
-    ...               activation="relu", eps=DEFAULT_EPS, dtype="float32")
+    ...               activation="relu", eps=DEFAULT_EPS, margin_rule="relative",
+    ...               dtype="float32")
     'zero'
     """
     check_sizes(**sizes)
@@ -79,6 +82,7 @@ def check_options(
     get_activation(activation)
     if not (np.isfinite(eps) and eps > 0):
         raise ValueError(f"eps (the certificate margin) must be a positive number; got {eps}.")
+    check_margin_rule(margin_rule)
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"dtype must be a floating-point type; got {dtype}.")
     if jnp.dtype(dtype).itemsize > 4 and not jax.config.jax_enable_x64:
@@ -144,11 +148,19 @@ def free_feedthrough(
 
 
 def unit_gain_contraction(
-    feedthrough: Feedthrough, ny: int, nu: int, *, key: PRNGKeyArray, eps: float, dtype
+    feedthrough: Feedthrough,
+    ny: int,
+    nu: int,
+    *,
+    key: PRNGKeyArray,
+    eps: float,
+    margin_rule: MarginRule,
+    dtype,
 ) -> StrictContraction | None:
     """A unit-gain rate: the strict contraction ``N`` of ``D22`` (or ``None``: ``N = 0``)."""
-    free = feedthrough == "free"
-    return StrictContraction(ny, nu, key=key, eps=eps, dtype=dtype) if free else None
+    if feedthrough != "free":
+        return None
+    return StrictContraction(ny, nu, key=key, eps=eps, margin_rule=margin_rule, dtype=dtype)
 
 
 def zero_if_none(M: Float[Array, "m n"] | None, shape: tuple[int, int], dtype) -> Array:

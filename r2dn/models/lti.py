@@ -30,6 +30,7 @@ from r2dn.initializers import lecun_normal
 from r2dn.parameterizations import congruence_metric, frobenius
 from r2dn.parameterizations.core import Core, Feedthrough, coupling_gram, unit_gain_core
 from r2dn.parameterizations.init import gram_factor, long_memory_target
+from r2dn.parameterizations.margin import MarginRule
 
 
 class Couplings(NamedTuple):
@@ -71,12 +72,14 @@ class AbstractLTI(eqx.Module):
     """
 
     @abc.abstractmethod
-    def state_space(self, couplings: Couplings, *, alpha_bar: float, eps: float) -> StateSpace:
+    def state_space(
+        self, couplings: Couplings, *, alpha_bar: float, eps: float, margin_rule: MarginRule
+    ) -> StateSpace:
         """``A = E⁻¹F, B1 = E⁻¹B̃1, B2 = E⁻¹B̃2``: what the model simulates with."""
 
     @abc.abstractmethod
     def metric(
-        self, couplings: Couplings, *, alpha_bar: float, eps: float
+        self, couplings: Couplings, *, alpha_bar: float, eps: float, margin_rule: MarginRule
     ) -> Float[Array, "nx nx"]:
         """The certificate's metric ``P = Eᵀ𝒫⁻¹E ≻ 0`` as a dense matrix (for checks only)."""
 
@@ -87,6 +90,7 @@ class AbstractLTI(eqx.Module):
         *,
         alpha_bar: float,
         eps: float,
+        margin_rule: MarginRule,
         key: PRNGKeyArray,
     ) -> tuple[Self, float]:
         """Section 7: a copy whose ``A`` starts near ``ᾱI`` (slow, stable modes), and the scale.
@@ -107,7 +111,7 @@ class DenseLTI(AbstractLTI):
     >>> lti = DenseLTI(3, key=jax.random.key(0), dtype=jnp.float32)
     >>> zero = jnp.zeros((3, 2))
     >>> couplings = Couplings(B1=zero, B2=jnp.ones((3, 1)), C1=zero.T, io=None)
-    >>> lti.state_space(couplings, alpha_bar=0.9, eps=1e-3).A.shape
+    >>> lti.state_space(couplings, alpha_bar=0.9, eps=1e-3, margin_rule="relative").A.shape
     (3, 3)
     """
 
@@ -121,19 +125,30 @@ class DenseLTI(AbstractLTI):
         self.p = frobenius(self.X)
         self.Y = lecun_normal(kY, (nx, nx), dtype)
 
-    def _core(self, c: Couplings, alpha_bar: float, eps: float) -> Core:
+    def _core(self, c: Couplings, alpha_bar: float, eps: float, margin_rule: MarginRule) -> Core:
         return unit_gain_core(
-            self.X, self.p, self.Y, c.B1, c.B2, c.C1, alpha_bar=alpha_bar, eps=eps, io=c.io
+            self.X,
+            self.p,
+            self.Y,
+            c.B1,
+            c.B2,
+            c.C1,
+            alpha_bar=alpha_bar,
+            eps=eps,
+            margin_rule=margin_rule,
+            io=c.io,
         )
 
-    def state_space(self, couplings: Couplings, *, alpha_bar: float, eps: float) -> StateSpace:
-        core = self._core(couplings, alpha_bar, eps)
+    def state_space(
+        self, couplings: Couplings, *, alpha_bar: float, eps: float, margin_rule: MarginRule
+    ) -> StateSpace:
+        core = self._core(couplings, alpha_bar, eps, margin_rule)
         return StateSpace(core.A, core.B1, core.B2)
 
     def metric(
-        self, couplings: Couplings, *, alpha_bar: float, eps: float
+        self, couplings: Couplings, *, alpha_bar: float, eps: float, margin_rule: MarginRule
     ) -> Float[Array, "nx nx"]:
-        core = self._core(couplings, alpha_bar, eps)
+        core = self._core(couplings, alpha_bar, eps, margin_rule)
         return congruence_metric(core.E, core.Pcal)
 
     def long_memory(
@@ -142,6 +157,7 @@ class DenseLTI(AbstractLTI):
         *,
         alpha_bar: float,
         eps: float,
+        margin_rule: MarginRule,
         key: PRNGKeyArray,
     ) -> tuple["DenseLTI", float]:
         """``Y = I`` and ``X`` factoring the long-memory ``H`` minus the scaled couplings."""
@@ -152,7 +168,7 @@ class DenseLTI(AbstractLTI):
         def other_terms(s: float) -> np.ndarray:
             return np.asarray(couplings_at(s).gram(), dtype=np.float64)
 
-        X, s = gram_factor(target, other_terms, eps)
+        X, s = gram_factor(target, other_terms, eps, margin_rule)
         X = jnp.asarray(X, dtype=dtype)
         lti = eqx.tree_at(
             lambda m: (m.X, m.p, m.Y), self, (X, frobenius(X), jnp.eye(nx, dtype=dtype))

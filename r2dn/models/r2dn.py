@@ -31,6 +31,7 @@ from r2dn.models.base import (
 from r2dn.models.lti import AbstractLTI, Couplings, lti_part
 from r2dn.models.r2dn_io import AbstractR2DNIO, io_part
 from r2dn.networks.sandwich import LBDN
+from r2dn.parameterizations.margin import DEFAULT_MARGIN_RULE, MarginRule
 from r2dn.parameterizations.supply import SupplyRate
 from r2dn.simulation import ExplicitSystem
 
@@ -77,6 +78,7 @@ class R2DN(AbstractRecurrentModel):
     phi: LBDN
     alpha_bar: float = eqx.field(static=True)
     eps: float = eqx.field(static=True)
+    margin_rule: MarginRule = eqx.field(static=True)
     nu: int = eqx.field(static=True)
     nx: int = eqx.field(static=True)
     nv: int = eqx.field(static=True)
@@ -98,6 +100,7 @@ class R2DN(AbstractRecurrentModel):
         identity_output: bool = False,
         activation: str = "relu",
         eps: float = DEFAULT_EPS,
+        margin_rule: MarginRule = DEFAULT_MARGIN_RULE,
         dtype=jnp.float32,
         key: PRNGKeyArray,
     ):
@@ -110,17 +113,29 @@ class R2DN(AbstractRecurrentModel):
             identity_output=identity_output,
             activation=activation,
             eps=eps,
+            margin_rule=margin_rule,
             dtype=dtype,
         )
         lti_kind = lti_part(lti)
         self.alpha_bar, self.eps = float(alpha_bar), float(eps)
+        self.margin_rule = margin_rule
         self.nu, self.nx, self.nv, self.ny = nu, nx, nv, ny
 
         k_phi, k_lti, k_io, k_B1, k_B2, k_C1, k_init = jax.random.split(key, 7)
         self.phi = LBDN(nv, hidden, nv, activation=activation, key=k_phi, dtype=dtype)
         part = lti_kind(nx, key=k_lti, dtype=dtype)
         io = io_part(supply)(
-            supply, feedthrough, identity_output, nu, nx, nv, ny, key=k_io, eps=eps, dtype=dtype
+            supply,
+            feedthrough,
+            identity_output,
+            nu,
+            nx,
+            nv,
+            ny,
+            key=k_io,
+            eps=eps,
+            margin_rule=margin_rule,
+            dtype=dtype,
         )
         B1, B2, C1 = (
             lecun_normal(k, shape, dtype)
@@ -132,7 +147,9 @@ class R2DN(AbstractRecurrentModel):
             def couplings_at(s: float) -> Couplings:
                 return Couplings(B1, s * B2, C1, io.scaled(s).coupling(dtype))
 
-            part, s = part.long_memory(couplings_at, alpha_bar=alpha_bar, eps=eps, key=k_init)
+            part, s = part.long_memory(
+                couplings_at, alpha_bar=alpha_bar, eps=eps, margin_rule=margin_rule, key=k_init
+            )
             B2, io = s * B2, io.scaled(s)
         self.lti, self.io = part, io
         self.B1, self.B2, self.C1 = B1, B2, C1
@@ -147,11 +164,15 @@ class R2DN(AbstractRecurrentModel):
     def supply(self) -> SupplyRate | None:
         return self.io.supply
 
+    def _margins(self) -> dict:
+        """What the LTI part needs besides the couplings: the rate and the certificate margin."""
+        return dict(alpha_bar=self.alpha_bar, eps=self.eps, margin_rule=self.margin_rule)
+
     def _couplings(self) -> Couplings:
         return Couplings(self.B1, self.B2, self.C1, self.io.coupling(self.dtype))
 
     def explicit(self) -> ExplicitSystem:
-        state = self.lti.state_space(self._couplings(), alpha_bar=self.alpha_bar, eps=self.eps)
+        state = self.lti.state_space(self._couplings(), **self._margins())
         out = self.io.outputs(state.B2, self.dtype)
         by = jnp.zeros(self.ny, self.dtype) if self.by is None else self.by
         return ExplicitSystem(
@@ -170,7 +191,7 @@ class R2DN(AbstractRecurrentModel):
         )
 
     def certificate(self) -> Float[Array, "nx nx"]:
-        return self.lti.metric(self._couplings(), alpha_bar=self.alpha_bar, eps=self.eps)
+        return self.lti.metric(self._couplings(), **self._margins())
 
     def certificate_data(self) -> CertificateData:
         return CertificateData(self.explicit(), self.certificate())

@@ -40,6 +40,7 @@ from r2dn.parameterizations.core import (
     to_user_coordinates,
     unit_gain_feedthrough,
 )
+from r2dn.parameterizations.margin import MarginRule
 from r2dn.parameterizations.supply import SupplyRate
 
 #: What a block couples into ``H``: ``(Ĉ2, unit-gain feedthrough)``, or ``None``.
@@ -60,7 +61,7 @@ class AbstractR2DNIO(AbstractSupplyPart):
     """What an R2DN's supply rate decides: its couplings into ``H`` and its explicit outputs.
 
     Every final block is built as ``Block(supply, feedthrough, identity_output, nu, nx, nv, ny,
-    key=key, eps=eps, dtype=dtype)``.
+    key=key, eps=eps, margin_rule=margin_rule, dtype=dtype)``.
     """
 
     @abc.abstractmethod
@@ -106,6 +107,7 @@ class ContractingIO(AbstractR2DNIO):
         *,
         key: PRNGKeyArray,
         eps: float,
+        margin_rule: MarginRule,
         dtype,
     ):
         if supply is not None:
@@ -150,6 +152,8 @@ class UnitGainIO(AbstractR2DNIO):
     N: StrictContraction | None  # None: N = 0 (feedthrough="zero")
     nv: int = eqx.field(static=True)
     supply: SupplyRate = eqx.field(static=True)
+    eps: float = eqx.field(static=True)
+    margin_rule: MarginRule = eqx.field(static=True)
 
     def __init__(
         self,
@@ -163,16 +167,21 @@ class UnitGainIO(AbstractR2DNIO):
         *,
         key: PRNGKeyArray,
         eps: float,
+        margin_rule: MarginRule,
         dtype,
     ):
         supply.check_unit_gain()
         kC, kD12, kD21, kN = jax.random.split(key, 4)
-        contraction = lambda m, n, k: StrictContraction(m, n, key=k, eps=eps, dtype=dtype)  # noqa: E731
+        contraction = lambda m, n, k: StrictContraction(  # noqa: E731
+            m, n, key=k, eps=eps, margin_rule=margin_rule, dtype=dtype
+        )
         self.C2 = None if identity_output else lecun_normal(kC, (ny, nx), dtype)
         self.D12 = contraction(nv, nu, kD12)
         self.D21 = None if identity_output else contraction(ny, nv, kD21)
-        self.N = unit_gain_contraction(feedthrough, ny, nu, key=kN, eps=eps, dtype=dtype)
-        self.nv, self.supply = nv, supply
+        self.N = unit_gain_contraction(
+            feedthrough, ny, nu, key=kN, eps=eps, margin_rule=margin_rule, dtype=dtype
+        )
+        self.nv, self.supply, self.eps, self.margin_rule = nv, supply, eps, margin_rule
 
     @classmethod
     def accepts(cls, supply: SupplyRate | None) -> bool:
@@ -182,7 +191,10 @@ class UnitGainIO(AbstractR2DNIO):
         C2 = self.supply.factors(dtype).LQ if self.C2 is None else self.C2
         D21 = jnp.zeros((self.supply.ny, self.nv), dtype) if self.D21 is None else self.D21()
         N = None if self.N is None else self.N()
-        return C2, unit_gain_feedthrough(self.D12(), D21, N)
+        feedthrough = unit_gain_feedthrough(
+            self.D12(), D21, N, eps=self.eps, margin_rule=self.margin_rule
+        )
+        return C2, feedthrough
 
     def coupling(self, dtype) -> IOCoupling:
         return self._coupling(dtype)

@@ -8,11 +8,11 @@ forward substitution (`r2dn.networks.equilibrium`). One class, `REN`, whose supp
 γ-Lipschitz, (Q, S, R) with ``Q ≺ 0``, or passivity-type with ``Q = 0``) is data;
 `ContractingREN`, `LipschitzREN`, `RobustREN` and `PassiveREN` only choose that data.
 
-All variants share one map: ``H = polar(X) + εI + (supply terms)`` over the blocks
-``(x, w, x⁺)``, partitioned into the implicit matrices ``E, 𝒫, F, B̃1, C̃1, Λ, D̃11``. Only the
-feedthrough ``D22`` and the supply terms depend on the kind of supply rate: they are the REN's
-supply part (`r2dn.models.ren_supply`), chosen from the rate. The named variants are functions
-that choose the rate; `REN` is the one (final) class.
+All variants share one map: ``H = polar(X) + (supply terms) + mI`` (``m ≥ ε``: the margin) over
+the blocks ``(x, w, x⁺)``, partitioned into the implicit matrices ``E, 𝒫, F, B̃1, C̃1, Λ,
+D̃11``. Only the feedthrough ``D22`` and the supply terms depend on the kind of supply rate:
+they are the REN's supply part (`r2dn.models.ren_supply`), chosen from the rate. The named
+variants are functions that choose the rate; `REN` is the one (final) class.
 """
 
 from typing import Literal, NamedTuple, final
@@ -33,9 +33,10 @@ from r2dn.models.base import (
 )
 from r2dn.models.ren_supply import AbstractRENSupply, supply_part
 from r2dn.networks.equilibrium import EquilibriumLayer
-from r2dn.parameterizations import congruence_metric, frobenius, polar_gram
-from r2dn.parameterizations.core import implicit_state_matrix, solve_implicit
+from r2dn.parameterizations import congruence_metric, frobenius
+from r2dn.parameterizations.core import certificate_gram, implicit_state_matrix, solve_implicit
 from r2dn.parameterizations.init import gram_factor, long_memory_target
+from r2dn.parameterizations.margin import DEFAULT_MARGIN_RULE, MarginRule
 from r2dn.parameterizations.supply import SupplyRate
 from r2dn.simulation import ExplicitSystem
 
@@ -98,7 +99,9 @@ class REN(AbstractRecurrentModel):
     "long_memory": ``A ≈ ᾱI`` at the start), ``identity_output`` (``y = x``; needs ``ny = nx``,
     and for a supply rate ``S = 0``; its feedthrough is "zero"), ``activation`` σ (any in
     `r2dn.networks.ACTIVATIONS`: monotone, slope in [0, 1]), ``eps`` (the margin ``ε > 0`` that
-    makes the certificate strict), ``dtype``.
+    makes the certificate strict), ``margin_rule`` (how ``ε`` scales with the parameters:
+    "relative", or the "absolute" rule of files from r2dn ≤ 0.2;
+    `r2dn.parameterizations.margin`), ``dtype``.
 
     >>> import jax, jax.numpy as jnp
     >>> model = REN(2, 4, 8, 1, supply=SupplyRate.lipschitz(3.0, 2, 1), key=jax.random.key(0))
@@ -120,6 +123,7 @@ class REN(AbstractRecurrentModel):
     by: Float[Array, " ny"] | None
     alpha_bar: float = eqx.field(static=True)
     eps: float = eqx.field(static=True)
+    margin_rule: MarginRule = eqx.field(static=True)
     activation: str = eqx.field(static=True)
     nu: int = eqx.field(static=True)
     nx: int = eqx.field(static=True)
@@ -140,6 +144,7 @@ class REN(AbstractRecurrentModel):
         identity_output: bool = False,
         activation: str = "relu",
         eps: float = DEFAULT_EPS,
+        margin_rule: MarginRule = DEFAULT_MARGIN_RULE,
         dtype=jnp.float32,
         key: PRNGKeyArray,
     ):
@@ -152,9 +157,10 @@ class REN(AbstractRecurrentModel):
             identity_output=identity_output,
             activation=activation,
             eps=eps,
+            margin_rule=margin_rule,
             dtype=dtype,
         )
-        self.alpha_bar, self.eps = float(alpha_bar), float(eps)
+        self.alpha_bar, self.eps, self.margin_rule = float(alpha_bar), float(eps), margin_rule
         self.activation = activation
         self.nu, self.nx, self.nv, self.ny = nu, nx, nv, ny
 
@@ -167,7 +173,14 @@ class REN(AbstractRecurrentModel):
         self.bx, self.bv = jnp.zeros(nx, dtype), jnp.zeros(nv, dtype)
         self.by = None if identity_output else jnp.zeros(ny, dtype)
         self.feedthrough = supply_part(supply)(
-            supply, feedthrough, nu, ny, key=next(keys), eps=eps, dtype=dtype
+            supply,
+            feedthrough,
+            nu,
+            ny,
+            key=next(keys),
+            eps=eps,
+            margin_rule=margin_rule,
+            dtype=dtype,
         )
 
         if init == "random":
@@ -199,7 +212,7 @@ class REN(AbstractRecurrentModel):
         def other_terms(s: float) -> np.ndarray:
             return np.asarray(self._scaled_io(s)._supply_gram(), dtype=np.float64)
 
-        X, s = gram_factor(target, other_terms, self.eps)
+        X, s = gram_factor(target, other_terms, self.eps, self.margin_rule)
         scaled = self._scaled_io(s) if self.supply is not None and s > 0 else self
         self.B2, self.D12, self.C2, self.D21 = scaled.B2, scaled.D12, scaled.C2, scaled.D21
         self.X = jnp.asarray(X, dtype=dtype)
@@ -234,7 +247,9 @@ class REN(AbstractRecurrentModel):
         return self.feedthrough.gram(*self._output(), self.D12, self.B2)
 
     def _core(self) -> RENCore:
-        H = polar_gram(self.X, self.p, self.eps) + self._supply_gram()
+        H = certificate_gram(
+            self.X, self.p, self._supply_gram(), eps=self.eps, margin_rule=self.margin_rule
+        )
         return ren_core(H, self.Y, self.B2, self.D12, alpha_bar=self.alpha_bar)
 
     def explicit(self) -> ExplicitSystem:

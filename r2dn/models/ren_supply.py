@@ -31,6 +31,7 @@ from r2dn.models.base import (
     unit_gain_contraction,
 )
 from r2dn.parameterizations.contraction import StrictContraction
+from r2dn.parameterizations.margin import MarginRule
 from r2dn.parameterizations.positive import PositiveReal
 from r2dn.parameterizations.supply import SupplyRate
 
@@ -93,6 +94,7 @@ class ContractingSupply(AbstractRENSupply):
         *,
         key: PRNGKeyArray,
         eps: float,
+        margin_rule: MarginRule,
         dtype,
     ):
         if supply is not None:
@@ -128,11 +130,14 @@ class UnitGainSupply(AbstractRENSupply):
         *,
         key: PRNGKeyArray,
         eps: float,
+        margin_rule: MarginRule,
         dtype,
     ):
         supply.check_unit_gain()
         self.supply = supply
-        self.N = unit_gain_contraction(feedthrough, ny, nu, key=key, eps=eps, dtype=dtype)
+        self.N = unit_gain_contraction(
+            feedthrough, ny, nu, key=key, eps=eps, margin_rule=margin_rule, dtype=dtype
+        )
 
     @classmethod
     def accepts(cls, supply: SupplyRate | None) -> bool:
@@ -169,6 +174,7 @@ class PassiveSupply(AbstractRENSupply):
         *,
         key: PRNGKeyArray,
         eps: float,
+        margin_rule: MarginRule,
         dtype,
     ):
         if supply is None or np.any(supply.Q):
@@ -179,7 +185,7 @@ class PassiveSupply(AbstractRENSupply):
                 "make R + S D22 + D22ᵀSᵀ positive definite, so it cannot be fixed."
             )
         self.supply = supply
-        self.M = PositiveReal(nu, key=key, eps=eps, dtype=dtype)
+        self.M = PositiveReal(nu, key=key, eps=eps, margin_rule=margin_rule, dtype=dtype)
 
     @classmethod
     def accepts(cls, supply: SupplyRate | None) -> bool:

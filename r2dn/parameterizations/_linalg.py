@@ -11,6 +11,13 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 from jaxtyping import Array, Float
 
+from r2dn.parameterizations.margin import (
+    DEFAULT_MARGIN_RULE,
+    MarginRule,
+    contraction_factor,
+    margin_size,
+)
+
 #: Smoothing inside the Frobenius norm so that its gradient exists at zero.
 FROBENIUS_EPS = 1e-12
 
@@ -57,22 +64,43 @@ def _cayley_blocks(
 
 
 def positive_real(
-    X: Float[Array, "n n"], Y: Float[Array, "n n"], eps: float
+    X: Float[Array, "n n"],
+    Y: Float[Array, "n n"],
+    eps: float,
+    rule: MarginRule = DEFAULT_MARGIN_RULE,
 ) -> Float[Array, "n n"]:
-    """``XᵀX + Y − Yᵀ + εI``: its symmetric part is at least ``εI`` for every ``X, Y``."""
-    return X.T @ X + Y - Y.T + eps * jnp.eye(X.shape[0], dtype=X.dtype)
+    """``M₀ + mI`` with ``M₀ = XᵀX + Y − Yᵀ``: its symmetric part is at least ``mI ⪰ εI``.
+
+    ``m = ε(1 + ‖M₀‖_F/√n)`` by the "relative" rule (`r2dn.parameterizations.margin`), so the
+    margin keeps its proportion to ``M₀`` (and to its round-off) at every scale; ``m = ε`` by
+    the "absolute" one.
+    """
+    n = X.shape[0]
+    M0 = X.T @ X + Y - Y.T
+    if rule == "absolute":  # summed in the order of r2dn ≤ 0.2, to rebuild its models exactly
+        return M0 + eps * jnp.eye(n, dtype=X.dtype)
+    return M0 + margin_size(eps, rule, frobenius(M0) / n**0.5) * jnp.eye(n, dtype=X.dtype)
 
 
 def strict_contraction(
-    X: Float[Array, "n n"], Y: Float[Array, "n n"], Z: Float[Array, "k n"], eps: float
+    X: Float[Array, "n n"],
+    Y: Float[Array, "n n"],
+    Z: Float[Array, "k n"],
+    eps: float,
+    rule: MarginRule = DEFAULT_MARGIN_RULE,
 ) -> Float[Array, "n+k n"]:
     """A matrix ``N`` with ``‖N‖ < 1`` for every value of the free matrices.
 
-    ``M = XᵀX + Y − Yᵀ + ZᵀZ + εI`` and ``N = [(I − M)(I + M)⁻¹; −2Z(I + M)⁻¹]``, so that
-    ``|Nv|² ≤ |v|² − 4ε|(I + M)⁻¹v|²``. Unlike ``W(I + WᵀW)^(-1/2)`` it needs no
+    ``M = XᵀX + Y − Yᵀ + ZᵀZ + εI`` and ``N = c[(I − M)(I + M)⁻¹; −2Z(I + M)⁻¹]``, so that
+    ``|Nv|² ≤ c²(|v|² − 4ε|(I + M)⁻¹v|²)``. The Cayley margin ``4ε|(I + M)⁻¹v|²`` vanishes as
+    ``M`` grows, so the "relative" rule takes ``c = 1 − ε``: then ``‖N‖ ≤ 1 − ε`` at every scale
+    of the free matrices ("absolute": ``c = 1``). Unlike ``W(I + WᵀW)^(-1/2)`` it needs no
     eigendecomposition, so its gradient exists at ``X = Y = Z = 0``.
     """
-    return jnp.concatenate(_cayley_blocks(positive_real(X, Y, eps) + Z.T @ Z, Z), axis=0)
+    M = X.T @ X + Y - Y.T + eps * jnp.eye(X.shape[0], dtype=X.dtype) + Z.T @ Z
+    N = jnp.concatenate(_cayley_blocks(M, Z), axis=0)
+    c = contraction_factor(eps, rule)
+    return N if c == 1.0 else c * N
 
 
 def congruence_metric(E: Float[Array, "n n"], Pcal: Float[Array, "n n"]) -> Float[Array, "n n"]:

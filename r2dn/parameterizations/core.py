@@ -13,6 +13,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from r2dn.parameterizations._linalg import polar_gram
+from r2dn.parameterizations.margin import MarginRule, contraction_factor, gram_margin
 from r2dn.parameterizations.supply import UnitGainFactors
 
 
@@ -36,12 +37,19 @@ class Feedthrough(NamedTuple):
 
 
 def unit_gain_feedthrough(
-    D12: Float[Array, "nv nu"], D21: Float[Array, "ny nv"], N: Float[Array, "ny nu"] | None
+    D12: Float[Array, "nv nu"],
+    D21: Float[Array, "ny nv"],
+    N: Float[Array, "ny nu"] | None,
+    *,
+    eps: float,
+    margin_rule: MarginRule,
 ) -> Feedthrough:
     """Feedthroughs from three strict contractions, with ``D̂22 = L_y N L_uᵀ`` (zero if no ``N``).
 
     ``L_u L_uᵀ = I − D̂12ᵀD̂12`` and ``L_y L_yᵀ = I − D̂21D̂21ᵀ``; this makes
     ``L = [[I, G], [Gᵀ, I]] ≻ 0`` with ``G = [[0, D̂21ᵀ], [D̂12ᵀ, D̂22ᵀ]]`` over (w, u) × (v, y).
+    The "relative" ``margin_rule`` scales all three by ``1 − ε``: then ``‖G‖ ≤ 1 − ε`` and
+    ``L ⪰ εI`` (margins of the three contractions alone would multiply, ``~ε²``).
     """
     nv, nu = D12.shape
     ny = D21.shape[0]
@@ -51,6 +59,9 @@ def unit_gain_feedthrough(
         Lu = jnp.linalg.cholesky(jnp.eye(nu, dtype=D12.dtype) - D12.T @ D12)
         Ly = jnp.linalg.cholesky(jnp.eye(ny, dtype=D12.dtype) - D21 @ D21.T)
         D22 = Ly @ N @ Lu.T
+    c = contraction_factor(eps, margin_rule)
+    if c != 1.0:
+        D12, D21, D22 = c * D12, c * D21, c * D22
     G = jnp.block([[jnp.zeros((nv, nv), dtype=D12.dtype), D21.T], [D12.T, D22.T]])
     return Feedthrough(D12, D21, D22, G)
 
@@ -73,6 +84,25 @@ def coupling_gram(
     gram = stacked.T @ stacked
     nx = B.shape[0]
     return gram.at[nx:, nx:].add(B @ B.T)
+
+
+def certificate_gram(
+    X: Float[Array, "m n"],
+    p: Float[Array, ""],
+    other: Float[Array, "n n"],
+    *,
+    eps: float,
+    margin_rule: MarginRule,
+) -> Float[Array, "n n"]:
+    """``H = polar(X) + other + mI``, with the margin ``m`` of `gram_margin`.
+
+    Shared by R2DN (``other = K L⁻¹ Kᵀ``) and REN (``other`` = its supply terms).
+    """
+    if margin_rule == "absolute":  # summed in the order of r2dn ≤ 0.2, to rebuild its models
+        return polar_gram(X, p, eps) + other
+    polar = polar_gram(X, p, 0.0)
+    m = gram_margin(polar, other, eps, margin_rule)
+    return polar + other + m * jnp.eye(polar.shape[0], dtype=polar.dtype)
 
 
 def implicit_state_matrix(
@@ -102,21 +132,24 @@ def unit_gain_core(
     *,
     alpha_bar: float,
     eps: float,
+    margin_rule: MarginRule,
     io: tuple[Float[Array, "ny nx"], Feedthrough] | None = None,
 ) -> Core:
-    """The section-4(b) core: ``H = polar(X) + εI + K L⁻¹ Kᵀ``, then ``A = E⁻¹F`` and so on.
+    """The section-4(b) core: ``H = polar(X) + K L⁻¹ Kᵀ + mI``, then ``A = E⁻¹F`` and so on.
 
     With ``io = (Ĉ2, feedthrough)`` the inputs and outputs enter the certificate (a unit-gain
     bound); with ``io = None`` only ``B̃1`` and ``C1`` do, which certifies contraction alone.
+    The margin ``m ≥ ε`` follows ``margin_rule`` (`certificate_gram`).
     """
     nx = Y.shape[0]
     if io is None:
-        H = polar_gram(X, p, eps) + coupling_gram(B1, C1, None)
+        coupling = coupling_gram(B1, C1, None)
     else:
         C2, ft = io
         B = jnp.concatenate([B1, B2], axis=1)
         C = jnp.concatenate([C1, C2], axis=0)
-        H = polar_gram(X, p, eps) + coupling_gram(B, C, ft.G)
+        coupling = coupling_gram(B, C, ft.G)
+    H = certificate_gram(X, p, coupling, eps=eps, margin_rule=margin_rule)
     H11, F, Pcal = H[:nx, :nx], H[nx:, :nx], H[nx:, nx:]
     E = implicit_state_matrix(H11, Pcal, Y, alpha_bar)
     A, B1_, B2_ = solve_implicit(E, F, B1, B2)

@@ -26,6 +26,7 @@ import optax
 from jax.sharding import Mesh
 from jaxtyping import Array, Float, Int
 
+from r2dn._threads import limit_blas_threads
 from r2dn.data import Normalizer, SequenceData
 from r2dn.io import TrainedModel
 from r2dn.models import AbstractRecurrentModel
@@ -162,6 +163,7 @@ def fit(
         TrainingDiverged: the loss or a gradient became NaN or infinite; the message names
             the epoch and step, and the last checkpoint is left intact.
     """
+    limit_blas_threads()  # one BLAS thread for direct → explicit's LAPACK: see r2dn._threads
     config = TrainConfig() if config is None else config
     train, validation = _records(train), _records(validation)
     _check_data(spec, train, validation, config)

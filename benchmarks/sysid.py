@@ -266,6 +266,16 @@ PUBLISHED: dict[str, dict[str, list[tuple[str, float, str]]]] = {
 }
 
 
+def longer(protocol: Protocol, epochs: int) -> Protocol:
+    """``protocol`` with ``epochs`` epochs, its learning-rate decay stretched in proportion."""
+    config = protocol.config
+    decay = config.decay_every
+    if decay is not None:
+        decay = max(1, round(decay * epochs / config.epochs))
+    config = dataclasses.replace(config, epochs=epochs, decay_every=decay)
+    return dataclasses.replace(protocol, config=config)
+
+
 def hardware() -> dict[str, Any]:
     """The CPU (model, cores), JAX's backend and devices, and the load when asked."""
     model = platform.processor() or platform.machine()
@@ -485,7 +495,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         root: Annotated[
             Path | None, typer.Option(help="folder holding the benchmark files")
         ] = SHARED,
-        epochs: Annotated[int | None, typer.Option(help="override the protocol's")] = None,
+        epochs: Annotated[
+            int | None,
+            typer.Option(help="override the protocol's (its learning-rate decay in proportion)"),
+        ] = None,
         max_minutes: Annotated[
             float | None,
             typer.Option(help="stop each run after this much CPU time (minutes, all threads)"),
@@ -523,8 +536,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             continue
         protocol = QUICK if quick else PROTOCOLS[name]
         if options["epochs"] is not None:
-            config = dataclasses.replace(protocol.config, epochs=options["epochs"])
-            protocol = dataclasses.replace(protocol, config=config)
+            protocol = longer(protocol, options["epochs"])
         if not options["report"]:
             benchmark = prepared(name, protocol, root)
             for seed in seeds:

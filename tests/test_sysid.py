@@ -79,3 +79,11 @@ def test_reference_gru_runs_from_its_spec():
 def test_unknown_names_are_refused(option, tmp_path):
     with pytest.raises(SystemExit, match="unknown benchmark or model"):
         sysid.main(["--quick", option, "--out", str(tmp_path)])
+
+
+def test_more_epochs_stretch_the_learning_rate_decay():
+    protocol = sysid.PROTOCOLS["silverbox"]
+    longer = sysid.longer(protocol, 3 * protocol.config.epochs)
+    assert longer.config.epochs == 3 * protocol.config.epochs
+    assert longer.config.decay_every == 3 * protocol.config.decay_every
+    assert longer.config.lr == protocol.config.lr and longer.nx == protocol.nx

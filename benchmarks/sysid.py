@@ -440,6 +440,9 @@ def table(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "certified": all(r["certificate"]["holds"] for r in runs)
                     if kind != "reference-gru" and runs
                     else None,
+                    "certified_runs": sum(
+                        bool(r["certificate"] and r["certificate"]["holds"]) for r in runs
+                    ),
                     "seconds": float(np.mean([r["train_seconds"] for r in runs])) if runs else None,
                 }
             row["published"] = data["published"].get(test, [])
@@ -451,7 +454,9 @@ def _cell(entry: dict[str, Any]) -> str:
     if not entry["seeds"]:
         return "—"
     text = f"{entry['mean']:.3g} ± {entry['std']:.2g} (best {entry['min']:.3g}, n={entry['seeds']})"
-    return text + (" ✗cert" if entry["certified"] is False else "")
+    if entry["certified"] is False:
+        text += f" ✗ certified {entry['certified_runs']}/{entry['seeds']}"
+    return text
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:

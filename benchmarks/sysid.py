@@ -28,6 +28,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as benchmarks/run.py, befo
 
 import dataclasses  # noqa: E402
 import datetime  # noqa: E402
+import fcntl  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
@@ -404,7 +405,17 @@ def results_path(out: Path, name: str, quick: bool) -> Path:
 
 
 def record(path: Path, name: str, benchmark: bench.Benchmark, run: dict[str, Any]) -> None:
-    """Add ``run`` to the results file (replacing a run of the same model and seed)."""
+    """Add ``run`` to the results file (replacing a run of the same model and seed).
+
+    Processes that write the same file take turns (a lock file beside it).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _record(path, name, benchmark, run)
+
+
+def _record(path: Path, name: str, benchmark: bench.Benchmark, run: dict[str, Any]) -> None:
     data = json.loads(path.read_text()) if path.is_file() else {}
     runs = [
         r for r in data.get("runs", []) if (r["model"], r["seed"]) != (run["model"], run["seed"])
@@ -419,7 +430,6 @@ def record(path: Path, name: str, benchmark: bench.Benchmark, run: dict[str, Any
         "hardware": hardware(),
         "runs": runs + [run],
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1) + "\n")
 
 

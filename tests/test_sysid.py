@@ -1,0 +1,89 @@
+"""The results table of ``benchmarks/sysid.py`` end to end in its ``--quick`` mode.
+
+Cascaded tanks (shipped with r2dn, so nothing is skipped): every model trains a few steps,
+is scored with the benchmark's own window and unit, and the R2DNs' certificates are checked.
+"""
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import sysid  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sysid")
+    rows = sysid.main(["--quick", "--benchmarks", "cascaded-tanks", "--out", str(out)])
+    return rows, out
+
+
+def test_table_has_every_model_finite_and_certified(quick):
+    rows, _ = quick
+    assert [(r["benchmark"], r["test"], r["unit"]) for r in rows] == [
+        ("cascaded-tanks", "test", "V")
+    ]
+    (row,) = rows
+    for kind in sysid.MODEL_KINDS:
+        entry = row[kind]
+        assert entry["seeds"] == 1
+        assert math.isfinite(entry["mean"]) and entry["mean"] > 0
+        assert entry["certified"] is (None if kind == "reference-gru" else True)
+    assert {m for m, _, _ in row["published"]} == {"GRU", "SUBNET (median)"}
+
+
+def test_json_records_scores_certificates_and_hardware(quick):
+    _, out = quick
+    data = json.loads((out / "sysid_cascaded-tanks_quick.json").read_text())
+    assert data["window"] == 50 and data["hardware"]["cores"] >= 1
+    assert data["hardware"]["cpu"]
+    runs = {r["model"]: r for r in data["runs"]}
+    assert set(runs) == set(sysid.MODEL_KINDS)
+    for kind, run in runs.items():
+        assert run["config"]["mode"] == "windowed" and run["train_seconds"] > 0
+        assert run["epochs"] == sysid.QUICK.config.epochs
+        if kind == "reference-gru":
+            assert run["certificate"] is None
+        else:
+            certificate = run["certificate"]
+            assert certificate["holds"] and certificate["max_eigenvalue"] < 0
+    # the GRU is sized to the Lipschitz R2DN's parameter count
+    gru, r2dn = runs["reference-gru"]["parameters"], runs["lipschitz-r2dn"]["parameters"]
+    assert abs(gru - r2dn) <= 0.25 * r2dn
+
+
+def test_report_reads_the_saved_runs_without_training(quick):
+    _, out = quick
+    path = out / "sysid_cascaded-tanks_quick.json"
+    runs = json.loads(path.read_text())["runs"]
+    rows = sysid.main(["--quick", "--report", "--benchmarks", "cascaded-tanks", "--out", str(out)])
+    assert json.loads(path.read_text())["runs"] == runs
+    for run in runs:
+        assert rows[0][run["model"]]["mean"] == pytest.approx(run["rmse"]["test"])
+
+
+def test_reference_gru_runs_from_its_spec():
+    spec = sysid.spec_for("reference-gru", sysid.QUICK, nu=1, ny=1)
+    model = spec.build(jax.random.key(0))
+    _, y = model.simulate(model.initial_state(3), jnp.ones((3, 7, 1)))
+    assert y.shape == (3, 7, 1) and bool(jnp.all(jnp.isfinite(y)))
+
+
+@pytest.mark.parametrize("option", ["--benchmarks=nope", "--models=lstm"])
+def test_unknown_names_are_refused(option, tmp_path):
+    with pytest.raises(SystemExit, match="unknown benchmark or model"):
+        sysid.main(["--quick", option, "--out", str(tmp_path)])
+
+
+def test_more_epochs_stretch_the_learning_rate_decay():
+    protocol = sysid.PROTOCOLS["silverbox"]
+    longer = sysid.longer(protocol, 3 * protocol.config.epochs)
+    assert longer.config.epochs == 3 * protocol.config.epochs
+    assert longer.config.decay_every == 3 * protocol.config.decay_every
+    assert longer.config.lr == protocol.config.lr and longer.nx == protocol.nx

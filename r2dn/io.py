@@ -2,14 +2,19 @@
 
 A file is a magic line, a one-line JSON header, then the leaves of a pytree written by
 `equinox.tree_serialise_leaves`. The header says everything needed to rebuild the pytree's
-skeleton (for a model: its `ModelSpec`), so `load_model` needs no code from the user. Files
-are written to a temporary name and renamed into place: an interrupted write never leaves a
-half-written file behind, and never replaces a good one.
+skeleton (for a model: its `ModelSpec`), so `load_model` needs no code from the user, and
+carries a SHA-256 of itself and the arrays, so a flipped byte or an edited header (a γ changed
+by hand beside stale metrics) is an error, not a silently different model. Files of format
+version 1 (r2dn 0.1.0) have no checksum and are read as they are. Files are written to a
+temporary name and renamed into place: an interrupted write never leaves a half-written file
+behind, and never replaces a good one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -29,7 +34,8 @@ from r2dn.models import AbstractRecurrentModel
 from r2dn.registry import ModelSpec
 
 MAGIC = b"r2dn-file\n"
-VERSION = 1
+VERSION = 2  # 2: the header holds a SHA-256 of header and arrays; 1 (r2dn 0.1.0): none
+_READABLE = (1, 2)
 #: A header longer than this is not an r2dn header (guards against reading binary data).
 _MAX_HEADER = 1 << 24
 
@@ -44,12 +50,23 @@ def write_tree(path: str | Path, content: str, header: Mapping[str, Any], tree: 
     ``content`` names what the file holds ("model", "checkpoint"); readers check it.
     """
     path = Path(path)
-    line = json.dumps({"content": content, "version": VERSION, **header})
+    arrays = io.BytesIO()
+    eqx.tree_serialise_leaves(arrays, tree)
+    payload = arrays.getvalue()
+    fields = {"content": content, "version": VERSION, **header}
+    line = json.dumps({**fields, "sha256": _digest(fields, payload)})
     with atomic_write(path) as f:
         f.write(MAGIC)
         f.write(line.encode() + b"\n")
-        eqx.tree_serialise_leaves(f, tree)
+        f.write(payload)
     return path
+
+
+def _digest(fields: Mapping[str, Any], payload: bytes) -> str:
+    """SHA-256 of a header (without its checksum, keys sorted) and the array bytes after it."""
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
+    digest.update(payload)
+    return digest.hexdigest()
 
 
 def read_header(path: str | Path, content: str) -> dict[str, Any]:
@@ -61,24 +78,31 @@ def read_header(path: str | Path, content: str) -> dict[str, Any]:
 def read_tree(path: str | Path, content: str, like: PyTree) -> PyTree:
     """The pytree stored at ``path``, given a skeleton ``like`` of the same structure.
 
-    Every stored array must have the shape and dtype of its counterpart in ``like``.
+    Every stored array must have the shape and dtype of its counterpart in ``like``, and (format
+    version 2) the header's checksum must match the header and the arrays.
     """
     with _open(path) as f:
-        _header(f, path, content)
-        try:
-            tree = eqx.tree_deserialise_leaves(f, like, filter_spec=_checked_leaf)
-        except RuntimeError as error:  # equinox wraps the error of a leaf with its tree path
-            cause = _root_cause(error)
-            if isinstance(cause, FileFormatError):
-                raise FileFormatError(f"{path}: {cause}") from error
-            raise FileFormatError(
-                f"{path}: array data is truncated or corrupt ({cause})"
-            ) from error
-        if f.read(1):
-            raise FileFormatError(
-                f"{path}: data left over after the last array; the header and the data come "
-                "from different models"
-            )
+        header = _header(f, path, content)
+        payload = f.read()
+    arrays = io.BytesIO(payload)
+    try:
+        tree = eqx.tree_deserialise_leaves(arrays, like, filter_spec=_checked_leaf)
+    except RuntimeError as error:  # equinox wraps the error of a leaf with its tree path
+        cause = _root_cause(error)
+        if isinstance(cause, FileFormatError):
+            raise FileFormatError(f"{path}: {cause}") from error
+        raise FileFormatError(f"{path}: array data is truncated or corrupt ({cause})") from error
+    if arrays.read(1):
+        raise FileFormatError(
+            f"{path}: data left over after the last array; the header and the data come "
+            "from different models"
+        )
+    stored = header.pop("sha256", None)
+    if header["version"] >= 2 and stored != _digest(header, payload):
+        raise FileFormatError(
+            f"{path}: the checksum does not match the header and arrays: the file was modified "
+            "or corrupted after r2dn wrote it; use an intact copy (or retrain)"
+        )
     return tree
 
 
@@ -124,10 +148,10 @@ def _header(f: IO[bytes], path: str | Path, content: str) -> dict[str, Any]:
     if not isinstance(header, dict) or header.get("content") != content:
         found = header.get("content") if isinstance(header, dict) else None
         raise FileFormatError(f"{path} holds an r2dn {found!r}, not a {content!r}")
-    if header.get("version") != VERSION:
+    if header.get("version") not in _READABLE:
         raise FileFormatError(
             f"{path} has file format version {header.get('version')!r}; this version of r2dn "
-            f"reads version {VERSION}"
+            f"reads versions {', '.join(map(str, _READABLE))}"
         )
     return header
 

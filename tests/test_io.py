@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -240,3 +241,31 @@ def test_loading_runs_no_initialisation(tmp_path, monkeypatch):
     assert all(eqx.is_array(x) for x in jax.tree.leaves(eqx.filter(loaded.model, is_array_like)))
     for a, b in zip(leaves(loaded.model), leaves(trained.model), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_flipped_byte_or_an_edited_header_is_an_error(tmp_path):
+    """The header's SHA-256 covers the header and the arrays (format version 2)."""
+    path = save_model(tmp_path / "m.r2dn", trained_model(SPECS["lipschitz-r2dn"]))
+    data = bytearray(path.read_bytes())
+    header_end = data.index(b"\n", len(MAGIC)) + 1
+    flipped = data.copy()
+    npy = data.index(b"\x93NUMPY", header_end)  # the first stored array (NumPy's format)
+    values = npy + 10 + int.from_bytes(data[npy + 8 : npy + 10], "little")
+    flipped[values] ^= 0x01  # a bit of its first value: the file still parses
+    path.write_bytes(bytes(flipped))
+    with pytest.raises(FileFormatError, match="checksum does not match"):
+        load_model(path)
+    header = json.loads(data[len(MAGIC) : header_end])
+    assert header["version"] == 2 and len(header["sha256"]) == 64
+    header["model"]["kwargs"]["gamma"] = 0.5  # γ 3 → 0.5 by hand: the metrics would be stale
+    path.write_bytes(MAGIC + json.dumps(header).encode() + b"\n" + bytes(data[header_end:]))
+    with pytest.raises(FileFormatError, match="modified or corrupted"):
+        load_model(path)
+    path.write_bytes(bytes(data))
+    assert load_model(path).spec == trained_model(SPECS["lipschitz-r2dn"]).spec
+
+
+def test_files_of_format_version_1_have_no_checksum_and_still_load():
+    legacy = Path(__file__).parent / "data" / "lipschitz-r2dn.r2dn"
+    assert read_header(legacy, "model")["version"] == 1
+    assert load_model(legacy).spec.kind == "lipschitz-r2dn"

@@ -186,6 +186,11 @@ class TrainedModel:
     def predict(self, u: ArrayLike) -> np.ndarray:
         """Free simulation from the zero state: physical inputs ``(..., T, nu)`` → outputs."""
         u = np.asarray(u)
+        if not (np.issubdtype(u.dtype, np.floating) or np.issubdtype(u.dtype, np.integer)):
+            raise TypeError(
+                f"inputs must be real numbers in physical units; got dtype {u.dtype} (convert "
+                "with .astype(float) first)"
+            )
         if u.ndim < 2 or u.shape[-1] != self.spec.nu:
             raise ValueError(
                 f"inputs must have shape (..., T, nu) with nu = {self.spec.nu} "

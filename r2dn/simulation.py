@@ -66,11 +66,33 @@ class ExplicitSystem(eqx.Module):
         return self.B2.shape[1], self.A.shape[0], self.C1.shape[0], self.C2.shape[0]
 
 
+def real_array(name: str, a) -> Array:
+    """``a`` as a JAX array of real numbers; a clear TypeError for anything else.
+
+    >>> real_array("u", [[1, 2]]).shape
+    (1, 2)
+    """
+    try:
+        a = jnp.asarray(a)
+    except TypeError as error:
+        raise TypeError(
+            f"{name} must be an array of real numbers; got {type(a).__name__} ({error})"
+        ) from None
+    if not (jnp.issubdtype(a.dtype, jnp.floating) or jnp.issubdtype(a.dtype, jnp.integer)):
+        raise TypeError(
+            f"{name} must hold real numbers; got dtype {a.dtype} (take the real part, or "
+            "convert with .astype(float), first)"
+        )
+    return a
+
+
 def _check_inputs(sys: ExplicitSystem, x: Array, u: Array, *, sequence: bool) -> None:
     nu, nx, _, _ = sys.sizes
     u_form, min_rank = ("(..., T, nu)", 2) if sequence else ("(..., nu)", 1)
     if u.ndim < min_rank or u.shape[-1] != nu:
         raise ValueError(f"Expected u of shape {u_form} with nu={nu}; got shape {u.shape}.")
+    if sequence and u.shape[-2] == 0:
+        raise ValueError(f"u has no time steps (shape {u.shape}); give at least one step.")
     if x.ndim < 1 or x.shape[-1] != nx:
         raise ValueError(f"Expected a state of shape (..., nx) with nx={nx}; got shape {x.shape}.")
     batch_u = u.shape[:-2] if sequence else u.shape[:-1]
@@ -87,6 +109,7 @@ def step(
     sys: ExplicitSystem, x: Float[Array, "... nx"], u: Float[Array, "... nu"]
 ) -> tuple[Float[Array, "... nx"], Float[Array, "... ny"]]:
     """One time step: ``(x, u) ↦ (x⁺, y)``."""
+    x, u = real_array("x", x), real_array("u", u)
     _check_inputs(sys, x, u, sequence=False)
     w = sys.phi(x @ sys.C1.T + u @ sys.D12.T + sys.bv)
     x_next = x @ sys.A.T + w @ sys.B1.T + u @ sys.B2.T + sys.bx
@@ -104,6 +127,7 @@ def simulate(
     LBDN), a fused recurrence with its own derivative rule runs (see docs/benchmarks.md); any
     other φ takes one plain ``lax.scan`` over `step`'s equations.
     """
+    x0, u = real_array("x0", x0), real_array("u", u)
     _check_inputs(sys, x0, u, sequence=True)
     limit_blas_threads()  # once per process; runs when traced, before anything executes
     nu, nx, _, ny = sys.sizes

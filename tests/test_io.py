@@ -269,3 +269,10 @@ def test_files_of_format_version_1_have_no_checksum_and_still_load():
     legacy = Path(__file__).parent / "data" / "lipschitz-r2dn.r2dn"
     assert read_header(legacy, "model")["version"] == 1
     assert load_model(legacy).spec.kind == "lipschitz-r2dn"
+
+
+def test_predict_names_inputs_that_are_not_real_numbers():
+    trained = trained_model(SPECS["lipschitz-r2dn"])
+    for bad in (np.array([["a", "b"]]), np.ones((3, 2), dtype=complex)):
+        with pytest.raises(TypeError, match="real numbers in physical units"):
+            trained.predict(bad)

@@ -255,3 +255,17 @@ def test_no_recompilation_when_parameters_change():
     params = jax.tree.map(lambda p, dp: p - 0.1 * dp, params, grad(params))
     grad(params)
     assert grad._cache_size() == 1
+
+
+def test_bad_inputs_are_clear_errors():
+    """No time steps, complex numbers and text are named errors, not ZeroDivisionError,
+    silent complex outputs or NumPy's raw type errors; lists are taken as arrays."""
+    model = ContractingR2DN(1, 2, 2, 1, hidden=(3,), key=jax.random.key(0))
+    x0 = model.initial_state()
+    assert model.simulate(x0, [[0.5], [1.0]])[1].shape == (2, 1)
+    with pytest.raises(ValueError, match="no time steps"):
+        model.simulate(x0, jnp.zeros((0, 1)))
+    with pytest.raises(TypeError, match="real numbers"):
+        model.simulate(x0, jnp.ones((3, 1), dtype=jnp.complex64))
+    with pytest.raises(TypeError, match="real numbers"):
+        model.step(x0, np.array(["1.0"]))

@@ -93,7 +93,7 @@ def test_gradients_of_a_dplr_model_are_finite_and_reach_the_lti_part(kind, rank)
     def loss(m):
         return jnp.mean(m.simulate(m.initial_state(), u)[1] ** 2)
 
-    grads = eqx.filter_grad(loss)(model)
+    grads = eqx.filter_jit(eqx.filter_grad(loss))(model)
     leaves = jax.tree.leaves(eqx.filter(grads, eqx.is_inexact_array))
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in leaves)
     assert all(float(jnp.abs(g).max()) > 0 for g in (grads.lti.free.U1, grads.lti.free.d2))

@@ -161,7 +161,12 @@ def test_fit_a_dplr_model_from_the_command_line(tmp_path):
     assert 0 < bound <= 5.0
 
 
-def test_the_cli_refuses_a_dplr_model_without_rank(tmp_path):
-    args = ["fit", "--nx", "2", "--nv", "2", "--gamma", "5", "--lti", "dplr", "--epochs", "1"]
+@pytest.mark.parametrize(
+    ("lti", "rank", "message"),
+    [("dplr", [], "lti='dplr' needs rank=k"), ("dense", ["--rank", "2"], "rank applies to")],
+)
+def test_the_cli_refuses_a_missing_or_misplaced_rank(lti, rank, message, tmp_path):
+    args = ["fit", "--nx", "2", "--nv", "2", "--gamma", "5", "--lti", lti, *rank, "--epochs", "1"]
     result = CliRunner().invoke(cli.app, [*args, "--out", str(tmp_path / "run")])
-    assert result.exit_code != 0 and "rank" in result.output
+    assert result.exit_code != 0 and f"Error: {message}" in result.output, result.output
+    assert not (tmp_path / "run" / "model.r2dn").exists()

@@ -2,7 +2,8 @@
 
 One final class, `R2DN`, composed of three parts with one job each:
 
-- the LTI part (`r2dn.models.lti`; ``lti="dense"``: the polar construction of section 4), which
+- the LTI part (`r2dn.models.lti`; ``lti="dense"``: the polar construction of section 4;
+  ``lti="dplr", rank=k``: diagonal plus low rank, linear in ``nx``), which
   turns the couplings ``B̃1, B̃2, C1`` (held by the model) and the input/output block's couplings
   into the explicit ``A, B1, B2`` and the certificate's metric ``P``;
 - the input/output block of its kind of supply rate (`r2dn.models.r2dn_io`: none, or (Q, S, R)

@@ -85,6 +85,16 @@ def test_dplr_model_is_certified_and_simulates_its_dense_system(kind, nx, rank, 
         assert 0.9 * ALPHA_BAR < radius < ALPHA_BAR
 
 
+def test_a_float32_long_memory_dplr_model_is_certified_as_run():
+    """What ``r2dn fit`` builds (float32, long memory): the matrices it simulates with certify."""
+    model = r2dn.LipschitzR2DN(
+        2, 64, 8, 2, (8,), gamma=GAMMA, lti="dplr", rank=4, init="long_memory",
+        alpha_bar=0.95, dtype=jnp.float32, key=jax.random.key(0),
+    )  # fmt: skip
+    report = check_lmi(model)
+    assert report.holds and report.max_eigenvalue_as_run < -1e-4, report
+
+
 @pytest.mark.parametrize(("kind", "rank"), [("lipschitz", 1), ("robust", 4)])
 def test_gradients_of_a_dplr_model_are_finite_and_reach_the_lti_part(kind, rank):
     model = build(kind, 7, rank, "random", seed=5)

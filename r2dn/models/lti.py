@@ -189,6 +189,11 @@ class DPLRLTI(AbstractLTI):
     comes back as a `DiagonalPlusLowRank` of rank ``k = 2r + 2r + (nv + ny) + (nv + nu)``
     (``2r + 2r + 2nv`` when contracting only), and nothing nx × nx is formed but the metric.
 
+    In float32, prefer ``init="long_memory"`` (`r2dn fit`'s default): the random start draws
+    ``d₁, d₂ ~ N(0, 1)``, some near zero, which leaves ``E`` ill-conditioned, and from
+    ``nx ≈ 64`` the float32 ``B1 = E⁻¹B̃1`` is off enough that the as-run check of
+    `r2dn.certificates.check_lmi` fails (the exact construction holds; float64 is fine).
+
     >>> import jax, jax.numpy as jnp
     >>> lti = DPLRLTI(6, rank=2, key=jax.random.key(0), dtype=jnp.float32)
     >>> zero = jnp.zeros((6, 3))

@@ -96,7 +96,15 @@ class Dense(eqx.Module):
     def simulate(self, x0, u):
         t = self.thin
         core = unit_gain_core(
-            self.X, self.p, self.Y, t.B1, t.B2, t.C1, alpha_bar=ALPHA_BAR, eps=EPS
+            self.X,
+            self.p,
+            self.Y,
+            t.B1,
+            t.B2,
+            t.C1,
+            alpha_bar=ALPHA_BAR,
+            eps=EPS,
+            margin_rule="relative",
         )
         return simulate(t.system(core.A, core.B1, core.B2), x0, u)
 
@@ -107,7 +115,9 @@ class Structured(eqx.Module):
 
     def simulate(self, x0, u):
         t = self.thin
-        core = dplr_core(self.free, t.B1, t.B2, t.C1, alpha_bar=ALPHA_BAR, eps=EPS)
+        core = dplr_core(
+            self.free, t.B1, t.B2, t.C1, alpha_bar=ALPHA_BAR, eps=EPS, margin_rule="relative"
+        )
         return simulate(t.system(core.A, core.B1, core.B2), x0, u)
 
 

@@ -32,6 +32,7 @@ from r2dn.parameterizations.dplr import (
 )
 
 EPS = 1e-3
+RULE = "relative"  # the default margin rule: the DPLR core must size it as the dense one
 KINDS = ("contracting", "lipschitz", "lipschitz-free", "robust-free")
 
 
@@ -53,11 +54,18 @@ class Problem(eqx.Module):
         if self.supply is None:
             return None
         N = None if self.N is None else self.N()
-        return self.C2, unit_gain_feedthrough(self.D12(), self.D21(), N)
+        return self.C2, unit_gain_feedthrough(self.D12(), self.D21(), N, eps=EPS, margin_rule=RULE)
 
     def core(self):
         return dplr_core(
-            self.free, self.B1, self.B2, self.C1, alpha_bar=self.alpha_bar, eps=EPS, io=self.io()
+            self.free,
+            self.B1,
+            self.B2,
+            self.C1,
+            alpha_bar=self.alpha_bar,
+            eps=EPS,
+            margin_rule=RULE,
+            io=self.io(),
         )
 
     def system(self, A_dense: bool = False, phi=None) -> ExplicitSystem:
@@ -136,7 +144,7 @@ RANKS = st.sampled_from([1, 4, 16])
 @functools.partial(jax.jit, static_argnames="alpha_bar")
 def both_cores(free, B1, B2, C1, io, X, Y, alpha_bar):
     """The structured core and the dense core of the densified free matrices."""
-    common = dict(alpha_bar=alpha_bar, eps=EPS, io=io)
+    common = dict(alpha_bar=alpha_bar, eps=EPS, margin_rule=RULE, io=io)
     return dplr_core(free, B1, B2, C1, **common), unit_gain_core(X, free.p, Y, B1, B2, C1, **common)
 
 
@@ -236,7 +244,15 @@ def test_mismatched_free_parameters_are_rejected_with_a_clear_message(field, sha
     free = random_free(jax.random.key(0), 5, 2, rank_Y=1)
     free = free._replace(**{field: jnp.zeros(shape)})
     with pytest.raises(ValueError, match=match):
-        dplr_core(free, jnp.ones((5, 1)), jnp.ones((5, 1)), jnp.ones((1, 5)), alpha_bar=1, eps=EPS)
+        dplr_core(
+            free,
+            jnp.ones((5, 1)),
+            jnp.ones((5, 1)),
+            jnp.ones((1, 5)),
+            alpha_bar=1,
+            eps=EPS,
+            margin_rule=RULE,
+        )
 
 
 def test_rows_times_a_structured_matrix_equal_rows_times_the_dense_one():

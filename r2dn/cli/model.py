@@ -48,8 +48,8 @@ HELP = {
     "activation": "Activation of φ (relu, tanh, ...).",
     "eps": "Margin ε > 0 that makes the certificate strict.",
     "lti": f"LTI part of the R2DN, one of: {', '.join(LTI_PARTS)} (dense: the paper's polar "
-    "construction, cubic in --nx).",
-    "rank": "Rank of the low-rank parts of --lti dplr.",
+    "construction, cubic in --nx; dplr: diagonal plus low rank, linear in --nx, needs --rank).",
+    "rank": "Rank of the low-rank factors of --lti dplr (required there, an integer ≥ 1).",
     "nu_index": "Input passivity index ν of a passive REN.",
     "rho_index": "Output passivity index ρ of a passive REN.",
 }

@@ -12,11 +12,13 @@ block's ``B̃2, Ĉ2, G``), which hands them over as `Couplings`; the LTI part ow
 stores ``H``, ``E`` and ``𝒫`` is its own business, so a structured part (diagonal plus low rank,
 design note ``structured.md``) never forms an nx × nx matrix while training.
 
-A new LTI part is one final subclass of `AbstractLTI` and one entry in `LTI_PARTS`
-(docs/architecture.md walks through it).
+Two parts: `DenseLTI` (the paper's) and `DPLRLTI` (diagonal plus low rank of rank ``r``,
+O(nx·k²) per sequence, O(nx·k) per step). A new LTI part is one final subclass of `AbstractLTI`
+and one entry in `LTI_PARTS` (docs/architecture.md walks through it).
 """
 
 import abc
+import inspect
 from collections.abc import Callable
 from typing import NamedTuple, Self, final
 
@@ -29,6 +31,15 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from r2dn.initializers import lecun_normal
 from r2dn.parameterizations import congruence_metric, frobenius
 from r2dn.parameterizations.core import Core, Feedthrough, coupling_gram, unit_gain_core
+from r2dn.parameterizations.dplr import (
+    DiagonalPlusLowRank,
+    DPLRCore,
+    DPLRFree,
+    dense_certificate,
+    dplr_core,
+    long_memory_free,
+    random_free,
+)
 from r2dn.parameterizations.init import gram_factor, long_memory_target
 from r2dn.parameterizations.margin import MarginRule
 
@@ -56,9 +67,12 @@ class Couplings(NamedTuple):
 
 
 class StateSpace(NamedTuple):
-    """The explicit state equation ``x⁺ = A x + B1 w + B2 u`` (``B2`` in unit-gain coordinates)."""
+    """The explicit state equation ``x⁺ = A x + B1 w + B2 u`` (``B2`` in unit-gain coordinates).
 
-    A: Float[Array, "nx nx"]
+    ``A`` is dense or, for a structured part, a `DiagonalPlusLowRank` (simulation takes both).
+    """
+
+    A: Float[Array, "nx nx"] | DiagonalPlusLowRank
     B1: Float[Array, "nx nv"]
     B2: Float[Array, "nx nu"]
 
@@ -66,7 +80,8 @@ class StateSpace(NamedTuple):
 class AbstractLTI(eqx.Module):
     """An R2DN's LTI part: its term of ``H`` and the maps from ``H`` to ``A`` and ``P``.
 
-    Every final part is built as ``Part(nx, key=key, dtype=dtype)`` (random parameters) and
+    Every final part is built as ``Part(nx, key=key, dtype=dtype)`` (random parameters; a part
+    with low-rank factors also takes ``rank``, see `build_lti`) and
     implements the three methods below. Every value of its parameters must give ``H ≻ 0`` for any
     `Couplings`, so that the model stays certified.
     """
@@ -176,8 +191,90 @@ class DenseLTI(AbstractLTI):
         return lti, s
 
 
+#: Scale of ``B̃2, Ĉ2`` at a DPLR long-memory start with a supply rate: they add low-rank terms
+#: to ``E`` and ``F``, so ``A ≈ λ_A`` needs them small (``B̃1 = C1 = 0`` there already).
+DPLR_LONG_MEMORY_IO_SCALE = 1e-3
+
+
+@final
+class DPLRLTI(AbstractLTI):
+    """Diagonal plus low rank (design note ``structured.md``): ``X = [[D₁, D₂], [U₁, U₂]]``.
+
+    The free parameters are a `r2dn.parameterizations.dplr.DPLRFree` of rank ``rank`` (``U₁, U₂``
+    and the skew part ``Y_aᵀY_b`` of ``Y``); every value certifies, as for `DenseLTI`. ``A``
+    comes back as a `DiagonalPlusLowRank` of rank ``k = 2r + 2r + (nv + ny) + (nv + nu)``
+    (``2r + 2r + 2nv`` when contracting only), and nothing nx × nx is formed but the metric.
+
+    In float32, prefer ``init="long_memory"`` (`r2dn fit`'s default): the random start draws
+    ``d₁, d₂ ~ N(0, 1)``, some near zero, which leaves ``E`` ill-conditioned, and from
+    ``nx ≈ 64`` the float32 ``B1 = E⁻¹B̃1`` is off enough that the as-run check of
+    `r2dn.certificates.check_lmi` fails (the exact construction holds; float64 is fine).
+
+    >>> import jax, jax.numpy as jnp
+    >>> lti = DPLRLTI(6, rank=2, key=jax.random.key(0), dtype=jnp.float32)
+    >>> zero = jnp.zeros((6, 3))
+    >>> couplings = Couplings(B1=zero, B2=jnp.ones((6, 1)), C1=zero.T, io=None)
+    >>> A = lti.state_space(couplings, alpha_bar=0.9, eps=1e-3, margin_rule="relative").A
+    >>> type(A).__name__, A.rank
+    ('DiagonalPlusLowRank', 14)
+    """
+
+    free: DPLRFree
+
+    def __init__(self, nx: int, *, rank: int, key: PRNGKeyArray, dtype):
+        if isinstance(rank, bool) or not isinstance(rank, int | np.integer) or rank < 1:
+            raise ValueError(
+                f"rank must be an integer ≥ 1 (the rank of the DPLR part's low-rank factors); "
+                f"got {rank!r}."
+            )
+        self.free = random_free(key, nx, int(rank), dtype=dtype)
+
+    def _core(
+        self, c: Couplings, alpha_bar: float, eps: float, margin_rule: MarginRule
+    ) -> DPLRCore:
+        return dplr_core(
+            self.free,
+            c.B1,
+            c.B2,
+            c.C1,
+            alpha_bar=alpha_bar,
+            eps=eps,
+            margin_rule=margin_rule,
+            io=c.io,
+        )
+
+    def state_space(
+        self, couplings: Couplings, *, alpha_bar: float, eps: float, margin_rule: MarginRule
+    ) -> StateSpace:
+        core = self._core(couplings, alpha_bar, eps, margin_rule)
+        return StateSpace(core.A, core.B1, core.B2)
+
+    def metric(
+        self, couplings: Couplings, *, alpha_bar: float, eps: float, margin_rule: MarginRule
+    ) -> Float[Array, "nx nx"]:
+        return dense_certificate(self._core(couplings, alpha_bar, eps, margin_rule))
+
+    def long_memory(
+        self,
+        couplings_at: Callable[[float], Couplings],
+        *,
+        alpha_bar: float,
+        eps: float,
+        margin_rule: MarginRule,
+        key: PRNGKeyArray,
+    ) -> tuple["DPLRLTI", float]:
+        """`r2dn.parameterizations.dplr.long_memory_free`; with a supply rate ``B̃2, Ĉ2`` start
+        scaled by `DPLR_LONG_MEMORY_IO_SCALE` (contracting only, they do not enter ``H``)."""
+        (nx,), rank, rank_Y = self.free.d1.shape, self.free.U1.shape[0], self.free.Ya.shape[0]
+        free = long_memory_free(
+            key, nx, rank, alpha_bar=alpha_bar, eps=eps, rank_Y=rank_Y, dtype=self.free.d1.dtype
+        )
+        scale = 1.0 if couplings_at(1.0).io is None else DPLR_LONG_MEMORY_IO_SCALE
+        return eqx.tree_at(lambda m: m.free, self, free), scale
+
+
 #: The LTI parts an R2DN is built with, by the name its ``lti`` argument takes.
-LTI_PARTS: dict[str, type[AbstractLTI]] = {"dense": DenseLTI}
+LTI_PARTS: dict[str, type[AbstractLTI]] = {"dense": DenseLTI, "dplr": DPLRLTI}
 
 
 def lti_part(name: str) -> type[AbstractLTI]:
@@ -189,3 +286,35 @@ def lti_part(name: str) -> type[AbstractLTI]:
     if not isinstance(name, str) or name not in LTI_PARTS:
         raise ValueError(f"Unknown lti {name!r}; choose one of {sorted(LTI_PARTS)}.")
     return LTI_PARTS[name]
+
+
+def build_lti(name: str, nx: int, *, rank: int | None, key: PRNGKeyArray, dtype) -> AbstractLTI:
+    """The part called ``name`` with random parameters; ``rank`` goes to the parts that take it.
+
+    >>> import jax, jax.numpy as jnp
+    >>> key, f32 = jax.random.key(0), jnp.float32
+    >>> build_lti("dplr", 4, rank=1, key=key, dtype=f32).free.U1.shape
+    (1, 4)
+    >>> build_lti("dense", 4, rank=1, key=key, dtype=f32)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: rank applies to lti='dplr' only; lti='dense' has no low-rank factors: leave ...
+    """
+    kind = lti_part(name)
+    if _takes_rank(kind):
+        if rank is None:
+            raise ValueError(
+                f"lti={name!r} needs rank=k, the rank of its low-rank factors (an integer ≥ 1, "
+                f"e.g. rank=4; r2dn fit: --rank 4)."
+            )
+        return kind(nx, rank=rank, key=key, dtype=dtype)
+    if rank is not None:
+        takers = [n for n, k in LTI_PARTS.items() if _takes_rank(k)]
+        raise ValueError(
+            f"rank applies to lti={' or '.join(map(repr, takers))} only; lti={name!r} has no "
+            "low-rank factors: leave rank out."
+        )
+    return kind(nx, key=key, dtype=dtype)
+
+
+def _takes_rank(kind: type[AbstractLTI]) -> bool:
+    return "rank" in inspect.signature(kind.__init__).parameters

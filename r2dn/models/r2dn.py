@@ -2,7 +2,8 @@
 
 One final class, `R2DN`, composed of three parts with one job each:
 
-- the LTI part (`r2dn.models.lti`; ``lti="dense"``: the polar construction of section 4), which
+- the LTI part (`r2dn.models.lti`; ``lti="dense"``: the polar construction of section 4;
+  ``lti="dplr", rank=k``: diagonal plus low rank, linear in ``nx``), which
   turns the couplings ``B̃1, B̃2, C1`` (held by the model) and the input/output block's couplings
   into the explicit ``A, B1, B2`` and the certificate's metric ``P``;
 - the input/output block of its kind of supply rate (`r2dn.models.r2dn_io`: none, or (Q, S, R)
@@ -28,9 +29,10 @@ from r2dn.models.base import (
     Feedthrough,
     check_options,
 )
-from r2dn.models.lti import AbstractLTI, Couplings, lti_part
+from r2dn.models.lti import AbstractLTI, Couplings, build_lti, lti_part
 from r2dn.models.r2dn_io import AbstractR2DNIO, io_part
 from r2dn.networks.sandwich import LBDN
+from r2dn.parameterizations.dplr import DiagonalPlusLowRank
 from r2dn.parameterizations.margin import DEFAULT_MARGIN_RULE, MarginRule
 from r2dn.parameterizations.supply import SupplyRate
 from r2dn.simulation import ExplicitSystem
@@ -53,7 +55,8 @@ class R2DN(AbstractRecurrentModel):
     ``C2, D12, D21, D22``), the biases and ``phi``.
 
     Options (the rules shared with REN are `r2dn.models.base.check_options`): ``lti`` (the LTI
-    part: "dense", the paper's), ``feedthrough`` ("zero": the paper's unit-gain ``D̂22 = 0``;
+    part: "dense", the paper's, or "dplr", diagonal plus low rank, which needs ``rank``, the rank
+    of its low-rank factors), ``feedthrough`` ("zero": the paper's unit-gain ``D̂22 = 0``;
     "free": a trainable ``D̂22``; the default, as for every model, is "free", or "zero" with
     ``identity_output``), ``init`` ("random" or "long_memory": ``A ≈ ᾱI`` at the start),
     ``identity_output`` (``y = x``; needs ``ny = nx``, and for a supply rate ``S = 0`` and no
@@ -94,6 +97,7 @@ class R2DN(AbstractRecurrentModel):
         *,
         supply: SupplyRate | None = None,
         lti: str = DEFAULT_LTI,
+        rank: int | None = None,
         alpha_bar: float = 1.0,
         feedthrough: Feedthrough | None = None,
         init: Literal["random", "long_memory"] = "random",
@@ -116,14 +120,14 @@ class R2DN(AbstractRecurrentModel):
             margin_rule=margin_rule,
             dtype=dtype,
         )
-        lti_kind = lti_part(lti)
+        lti_part(lti)  # an unknown name fails before any work
         self.alpha_bar, self.eps = float(alpha_bar), float(eps)
         self.margin_rule = margin_rule
         self.nu, self.nx, self.nv, self.ny = nu, nx, nv, ny
 
         k_phi, k_lti, k_io, k_B1, k_B2, k_C1, k_init = jax.random.split(key, 7)
         self.phi = LBDN(nv, hidden, nv, activation=activation, key=k_phi, dtype=dtype)
-        part = lti_kind(nx, key=k_lti, dtype=dtype)
+        part = build_lti(lti, nx, rank=rank, key=k_lti, dtype=dtype)
         io = io_part(supply)(
             supply,
             feedthrough,
@@ -194,7 +198,11 @@ class R2DN(AbstractRecurrentModel):
         return self.lti.metric(self._couplings(), **self._margins())
 
     def certificate_data(self) -> CertificateData:
-        return CertificateData(self.explicit(), self.certificate())
+        """The explicit system with ``A`` dense (the checks and the export take matrices)."""
+        system = self.explicit()
+        if isinstance(system.A, DiagonalPlusLowRank):
+            system = eqx.tree_at(lambda s: s.A, system, system.A.dense())
+        return CertificateData(system, self.certificate())
 
 
 def ContractingR2DN(

@@ -22,7 +22,7 @@ contracting only).
 >>> import jax, jax.numpy as jnp
 >>> free = random_free(jax.random.key(0), nx=5, rank=2)
 >>> B1, B2, C1 = jnp.ones((5, 3)), jnp.ones((5, 1)), jnp.ones((3, 5))
->>> core = dplr_core(free, B1, B2, C1, alpha_bar=0.9, eps=1e-3)
+>>> core = dplr_core(free, B1, B2, C1, alpha_bar=0.9, eps=1e-3, margin_rule="relative")
 >>> core.A.diagonal.shape, core.A.U.shape, core.B1.shape
 ((5,), (5, 14), (5, 3))
 """
@@ -38,6 +38,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from r2dn.initializers import lecun_normal
 from r2dn.parameterizations._linalg import FROBENIUS_EPS, congruence_metric
 from r2dn.parameterizations.core import Feedthrough
+from r2dn.parameterizations.margin import MarginRule, margin_size
 
 
 class DiagonalPlusLowRank(eqx.Module):
@@ -155,12 +156,15 @@ def dplr_core(
     *,
     alpha_bar: float,
     eps: float,
+    margin_rule: MarginRule,
     io: tuple[Float[Array, "ny nx"], Feedthrough] | None = None,
 ) -> DPLRCore:
     """`r2dn.parameterizations.core.unit_gain_core` for DPLR free matrices, in O(nx·k² + k³).
 
     Same arguments and meaning (``io = None``: contracting only); ``A``, ``E`` and ``𝒫`` come
-    back as `DiagonalPlusLowRank`, ``B1 = E⁻¹B̃1`` and ``B2 = E⁻¹B̃2`` by Woodbury.
+    back as `DiagonalPlusLowRank`, ``B1 = E⁻¹B̃1`` and ``B2 = E⁻¹B̃2`` by Woodbury. The margin
+    follows ``margin_rule`` as in `r2dn.parameterizations.margin.gram_margin`, from traces of
+    thin factors: ``tr(polar) = p²`` and ``tr(K L⁻¹ Kᵀ) = ‖Ĉ‖² + ‖B̂‖²``.
     """
     check_free(free, B1.shape[0])
     d1, d2, U1, U2, _, Ya, Yb = free
@@ -172,6 +176,8 @@ def dplr_core(
         C2, ft = io
         B = jnp.concatenate([B1, B2], axis=1)
         C_hat, B_hat, J = _coupling_factors(B, jnp.concatenate([C1, C2], axis=0), ft.G)
+    trace_other = jnp.sum(C_hat**2) + jnp.sum(B_hat**2)
+    eps = margin_size(eps, margin_rule, free.p**2 / (2 * d1.shape[0]) + trace_other)
 
     sym = [sigma * U1.T, C_hat.T, sigma * U2.T / a, B_hat / a]
     L_E = 0.5 * jnp.concatenate([*sym, Ya.T, Yb.T], axis=1)

@@ -23,6 +23,7 @@ from jaxtyping import PRNGKeyArray
 
 from r2dn.models import (
     R2DN,
+    REN,
     AbstractRecurrentModel,
     ContractingR2DN,
     ContractingREN,
@@ -55,6 +56,13 @@ _FEEDTHROUGH_BEFORE_0_2 = {"lipschitz-r2dn": "zero", "robust-r2dn": "zero"}
 def _builds_r2dn(kind: str) -> bool:
     """Whether the constructor of ``kind`` returns an `R2DN` (which takes an ``lti`` part)."""
     return typing.get_type_hints(MODELS[kind]).get("return") is R2DN
+
+
+def _builds_certified(kind: str) -> bool:
+    """Whether ``kind`` builds an R2DN or a REN (which take a ``margin_rule``), not a model a
+    user registered (an unconstrained reference network, say)."""
+    built = typing.get_type_hints(MODELS[kind]).get("return")
+    return isinstance(built, type) and issubclass(built, R2DN | REN)
 
 
 def _jsonable(value: Any) -> Any:
@@ -97,7 +105,8 @@ class ModelSpec:
             kwargs["feedthrough"] = default_feedthrough(bool(kwargs.get("identity_output")))
         if kwargs.get("lti") is None and _builds_r2dn(self.kind):
             kwargs["lti"] = DEFAULT_LTI
-        kwargs.setdefault("margin_rule", DEFAULT_MARGIN_RULE)
+        if _builds_certified(self.kind):
+            kwargs.setdefault("margin_rule", DEFAULT_MARGIN_RULE)
         object.__setattr__(self, "kwargs", kwargs)
 
     @property
@@ -148,6 +157,7 @@ class ModelSpec:
         legacy = _FEEDTHROUGH_BEFORE_0_2.get(data["kind"])
         if legacy and isinstance(kwargs, Mapping) and "feedthrough" not in kwargs:
             kwargs = {**kwargs, "feedthrough": legacy}
-        if isinstance(kwargs, Mapping) and "margin_rule" not in kwargs:
+        old_margins = isinstance(kwargs, Mapping) and "margin_rule" not in kwargs
+        if old_margins and data["kind"] in MODELS and _builds_certified(data["kind"]):
             kwargs = {**kwargs, "margin_rule": "absolute"}
         return cls(data["kind"], kwargs)

@@ -216,7 +216,7 @@ KEY = jax.random.key(0)
         ),
         (
             lambda: ContractingR2DN(1, 2, 2, 1, lti="banded", key=KEY),
-            r"Unknown lti 'banded'; choose one of \['dense'\]",
+            r"Unknown lti 'banded'; choose one of \['dense', 'dplr'\]",
         ),
         (
             lambda: R2DN(2, 2, 2, 2, supply=SupplyRate.passive(2), key=KEY),

@@ -192,10 +192,11 @@ def test_state_is_carried_from_segment_to_segment(steps, length):
 
     carried = loss(data.u, data.y)
     assert result.state.history["train"][0] == pytest.approx(carried, rel=1e-5)
-    # Restarting every segment from the zero state would give another loss.
+    # Restarting every segment from the zero state would give another loss: off by ten times
+    # the tolerance within which the carried loss is matched.
     segments = [a.reshape(2 * steps // length, length, 1) for a in (data.u, data.y)]
     restarted = loss(*segments) / (steps // length)
-    assert abs(restarted - carried) > 1e-3 * carried
+    assert abs(restarted - carried) > 1e-4 * carried
 
 
 def test_resume_continues_exactly_where_an_interrupted_run_stopped(tmp_path):

@@ -59,11 +59,11 @@ def test_windowed_training_learns_from_records_of_different_lengths():
         SPEC,
         records(),
         system_data(seed=1),
-        dataclasses.replace(WINDOWED, epochs=8),
+        dataclasses.replace(WINDOWED, epochs=12),
         progress=False,
     )
     history = result.state.history
-    assert len(history["train"]) == 8 and result.encoder is None
+    assert len(history["train"]) == 12 and result.encoder is None
     assert history["train"][-1] < 0.5 * history["train"][0]
     assert history["validation"][-1] < history["validation"][0]
     assert check_lmi(result.trained.model).holds

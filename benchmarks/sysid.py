@@ -131,6 +131,19 @@ def _windowed(**settings: Any) -> TrainConfig:
     return TrainConfig(**(base | settings))
 
 
+#: The shortened protocol of Silverbox and Wiener–Hammerstein (1,200 optimiser steps).
+_SHORTENED = _windowed(
+    epochs=60,
+    steps_per_epoch=20,
+    window_length=256,
+    batch_size=32,
+    burn_in=16,
+    encoder_context=64,
+    lr=3e-3,
+    decay_every=40,
+    decay_rate=0.3,
+)
+
 #: The protocols of the results in ``docs/sysid.md``. Cascaded tanks: 1,024 samples, trained
 #: in full. Silverbox and Wiener–Hammerstein: shortened to what two shared CPU cores allow
 #: (see the docs), 250-step windows from the whole training record.
@@ -158,17 +171,7 @@ PROTOCOLS: dict[str, Protocol] = {
         nv=32,
         hidden=(64, 64),
         gamma=20.0,
-        config=_windowed(
-            epochs=60,
-            steps_per_epoch=20,
-            window_length=256,
-            batch_size=32,
-            burn_in=16,
-            encoder_context=64,
-            lr=3e-3,
-            decay_every=40,
-            decay_rate=0.3,
-        ),
+        config=_SHORTENED,
         validation=6000,
     ),
     "wiener-hammerstein": Protocol(
@@ -176,17 +179,7 @@ PROTOCOLS: dict[str, Protocol] = {
         nv=32,
         hidden=(64, 64),
         gamma=20.0,
-        config=_windowed(
-            epochs=60,
-            steps_per_epoch=20,
-            window_length=256,
-            batch_size=32,
-            burn_in=16,
-            encoder_context=64,
-            lr=3e-3,
-            decay_every=40,
-            decay_rate=0.3,
-        ),
+        config=_SHORTENED,
         validation=10000,
     ),
     "emps": Protocol(

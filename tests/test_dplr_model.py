@@ -85,14 +85,16 @@ def test_dplr_model_is_certified_and_simulates_its_dense_system(kind, nx, rank, 
         assert 0.9 * ALPHA_BAR < radius < ALPHA_BAR
 
 
-def test_a_float32_long_memory_dplr_model_is_certified_as_run():
-    """What ``r2dn fit`` builds (float32, long memory): the matrices it simulates with certify."""
+@pytest.mark.parametrize("init", ["long_memory", "random"])
+def test_a_float32_dplr_model_is_certified_as_run(init):
+    """Float32 at nx = 64 (where the absolute margin was lost as run from the random start):
+    the matrices the model simulates with certify."""
     model = r2dn.LipschitzR2DN(
-        2, 64, 8, 2, (8,), gamma=GAMMA, lti="dplr", rank=4, init="long_memory",
+        2, 64, 8, 2, (8,), gamma=GAMMA, lti="dplr", rank=4, init=init,
         alpha_bar=0.95, dtype=jnp.float32, key=jax.random.key(0),
     )  # fmt: skip
     report = check_lmi(model)
-    assert report.holds and report.max_eigenvalue_as_run < -1e-4, report
+    assert report.holds and report.max_eigenvalue_as_run < -1e-6, report
 
 
 @pytest.mark.parametrize(("kind", "rank"), [("lipschitz", 1), ("robust", 4)])

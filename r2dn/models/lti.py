@@ -205,10 +205,10 @@ class DPLRLTI(AbstractLTI):
     comes back as a `DiagonalPlusLowRank` of rank ``k = 2r + 2r + (nv + ny) + (nv + nu)``
     (``2r + 2r + 2nv`` when contracting only), and nothing nx × nx is formed but the metric.
 
-    In float32, prefer ``init="long_memory"`` (`r2dn fit`'s default): the random start draws
-    ``d₁, d₂ ~ N(0, 1)``, some near zero, which leaves ``E`` ill-conditioned, and from
-    ``nx ≈ 64`` the float32 ``B1 = E⁻¹B̃1`` is off enough that the as-run check of
-    `r2dn.certificates.check_lmi` fails (the exact construction holds; float64 is fine).
+    The certificate margin follows the model's ``margin_rule`` as for `DenseLTI` (computed from
+    thin factors), which keeps float32 models from either start certified as they run (the
+    absolute rule's ``ε`` was lost in float32 from ``nx ≈ 64`` on the random start, whose
+    ``d₁, d₂ ~ N(0, 1)`` leave ``E`` ill-conditioned).
 
     >>> import jax, jax.numpy as jnp
     >>> lti = DPLRLTI(6, rank=2, key=jax.random.key(0), dtype=jnp.float32)

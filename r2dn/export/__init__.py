@@ -2,8 +2,8 @@
 
 >>> import jax, r2dn, tempfile
 >>> model = r2dn.ContractingR2DN(2, 4, 3, 1, hidden=(8,), key=jax.random.key(0))
->>> [p.name for p in to_c(model, tempfile.mkdtemp(), name="net")]
-['net.h', 'net.c']
+>>> tuple(p.name for p in to_c(model, tempfile.mkdtemp(), name="net"))
+('net.h', 'net.c')
 
 Both targets compute the same step from the same arrays (`r2dn.export.arrays`): the explicit
 matrices that `r2dn.certificates.check_lmi` certifies, with φ multiplied out as

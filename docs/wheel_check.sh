@@ -8,8 +8,12 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 "$PY" -m build --outdir "$WORK/dist" "$ROOT"
 "$PY" -m twine check --strict "$WORK"/dist/*
-unzip -l "$WORK"/dist/*.whl | grep -q "r2dn/data/_embedded/cascaded_tanks.csv"
-unzip -l "$WORK"/dist/*.whl | grep -q "r2dn/py.typed"
+# The listing is read whole first: grep -q stops at its match, and with pipefail unzip's
+# SIGPIPE would fail the check once the wheel lists more than a pipe holds.
+LISTING=$(unzip -l "$WORK"/dist/*.whl)
+grep -q "r2dn/data/_embedded/cascaded_tanks.csv" <<<"$LISTING"
+grep -q "r2dn/py.typed" <<<"$LISTING"
+grep -q "r2dn/export/c.py" <<<"$LISTING"
 "$PY" -m venv "$WORK/venv"
 "$WORK/venv/bin/python" -m pip install --quiet "$WORK"/dist/*.whl
 cd "$WORK"

@@ -24,7 +24,7 @@ from r2dn.cli import fit as fit_command
 from r2dn.cli.data import split_tail
 from r2dn.cli.model import NOT_OPTIONS, PRESETS, gamma_for_normalized
 from r2dn.cli.options import constructor_parameters
-from r2dn.data import Normalizer, load_cascaded_tanks
+from r2dn.data import Normalizer, benchmarks, load_cascaded_tanks
 from r2dn.io import TrainedModel, load_model, read_header
 from r2dn.models.lti import DenseLTI
 from r2dn.registry import MODELS, ModelSpec
@@ -204,10 +204,23 @@ def test_fit_a_robust_model_on_csv_data(tmp_path):
         (["fit", "--data", "csv", "--gamma", "2"], "--csv PATH and --data csv go together"),
         (["fit", "--csv", "data.csv", "--gamma", "2"], "needs --inputs and --outputs"),
         (
-            ["fit", "--csv", "data.csv", "--inputs", "a", "--outputs", "b", "--gamma", "2"],
-            "needs --dt",
+            ["fit", "--benchmark", "cascaded-tanks", "--csv", "data.csv", "--gamma", "2"],
+            "--benchmark names the data; leave out --data and --csv",
+        ),
+        (
+            ["fit", "--benchmark", "cascaded-tanks", "--val-csv", "v.csv", "--gamma", "2"],
+            "--val-csv goes with --csv",
+        ),
+        (
+            ["fit", "--benchmark", "silverbox", "--benchmark-root", ".", "--gamma", "2"],
+            "not found in . or its subfolders; give --benchmark-root the folder holding it",
         ),
         (["fit", "--hidden", "4,x", "--gamma", "2"], "'x' is not a valid int"),
+        (["fit", "--rows", "0:10", "--gamma", "2"], "--rows applies to --csv data"),
+        (
+            ["fit", "--csv", "d.csv", "--rows", "10", "--inputs", "a", "--outputs", "b"],
+            "--rows must be START:STOP with whole numbers, e.g. 0:100000, not '10'",
+        ),
         (["fit", "--gamma", "2", "--lti", "banded"], "Unknown lti 'banded'; choose one of"),
         (["fit", "--model", "lipschitz-ren", "--gamma", "2", "--lti", "dense"], "--lti applies"),
         (["fit", "--model", "lipschitz-ren", "--hidden", "4", "--gamma", "2"], "--hidden applies"),
@@ -412,3 +425,57 @@ def test_evaluate_names_the_channels_the_model_was_trained_on(run_dir, tmp_path)
     model_path = run_dir[0] / "model.r2dn"
     result = invoke("evaluate", model_path, "--csv", data, "--inputs", "v", "--out", tmp_path)
     assert result.exit_code == 2 and "trained on the inputs ['u']" in result.output
+
+
+def test_fit_and_evaluate_a_benchmark_by_its_protocol(tmp_path):
+    """fit trains on the benchmark's training records; evaluate scores each test set whole."""
+    out = tmp_path / "run"
+    args = ["--benchmark", "cascaded-tanks", "--gamma", "5", "--epochs", "1", "--no-certify"]
+    fitted = invoke("fit", *TINY, *args, "--segment-length", "256", "--out", out)
+    assert fitted.exit_code == 0, fitted.output
+    bench = benchmarks.load("cascaded-tanks")
+    cut = round(0.75 * bench.train.length)
+    data = json.loads((out / "metrics.json").read_text())["data"]
+    assert data["benchmark"] == "cascaded-tanks" and data["val_fraction"] == 0.25
+    assert data["split"]["validation"] == f"steps {cut} to {bench.train.length}"
+    result = invoke("evaluate", out / "model.r2dn", "--benchmark", "cascaded-tanks")
+    assert result.exit_code == 0, result.output
+    folder = out / "evaluation-cascaded-tanks"
+    scored = json.loads((folder / "metrics.json").read_text())
+    model = load_model(out / "model.r2dn")
+    for test, records in bench.test.items():
+        expected = bench.rmse(test, model.predict(records.u))
+        np.testing.assert_allclose(scored["benchmark"]["rmse"][test], expected, rtol=1e-6)
+        assert json.loads((folder / test / "metrics.json").read_text())["washout"] == bench.window
+        assert (folder / test / "prediction.png").is_file()
+    assert scored["benchmark"]["unit"] == bench.unit and scored["scored"]["name"] == bench.name
+
+
+def test_a_csv_sampling_rate_column_gives_the_sampling_time(tmp_path):
+    u = np.sin(np.arange(80) / 5)
+    rate = tmp_path / "rate.csv"
+    rate.write_text("u,y,fs\n" + "".join(f"{a},{0.5 * a},{'4' if k == 0 else ''}\n"
+                                          for k, a in enumerate(u)))  # fmt: skip
+    bare = tmp_path / "bare.csv"
+    bare.write_text("u,y\n" + "".join(f"{a},{0.5 * a}\n" for a in u))
+    args = ["fit", *TINY, "--inputs", "u", "--outputs", "y", "--gamma", "2", "--epochs", "1"]
+    args += ["--segment-length", "20", "--no-certify", "--val-fraction", "0"]
+    fitted = invoke(*args, "--csv", rate, "--rows", "10:70", "--out", tmp_path / "run")
+    assert fitted.exit_code == 0, fitted.output
+    assert load_model(tmp_path / "run" / "model.r2dn").dt == 0.25
+    data = json.loads((tmp_path / "run" / "metrics.json").read_text())["data"]
+    assert data["rows"] == [10, 70] and data["split"]["train_steps"] == [0, 60]
+    model = tmp_path / "run" / "model.r2dn"
+    scored = invoke("evaluate", model, "--csv", rate, "--rows", ":40", "--washout", "5")
+    assert scored.exit_code == 0, scored.output
+    metrics = json.loads((tmp_path / "run" / "evaluation-rate" / "metrics.json").read_text())
+    assert metrics["scored"]["rows"] == [0, 40]
+    expected = load_model(model).predict(u[:40, None])[5:, 0]
+    np.testing.assert_allclose(
+        metrics["per_channel"]["rmse"][0],
+        np.sqrt(np.mean((expected - 0.5 * u[5:40]) ** 2)),
+        rtol=1e-5,
+    )
+    refused = invoke(*args, "--csv", bare, "--out", tmp_path / "bare")
+    assert refused.exit_code == 2 and "has no sampling-time column" in refused.output
+    assert "give --dt" in refused.output

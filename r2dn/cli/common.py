@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 import typer
 
 from r2dn._files import atomic_write
+from r2dn.data import benchmarks
 from r2dn.io import FileFormatError
 from r2dn.training import Check, TrainingDiverged
 
@@ -22,6 +23,25 @@ DataOpt = Annotated[
     typer.Option(
         help="Data: the embedded cascaded-tanks benchmark, the F-16 ground vibration test "
         "(--f16-root) or a CSV file (--csv). Default: csv if --csv is given, else cascaded-tanks.",
+        show_default=False,
+    ),
+]
+BenchmarkName = Literal[benchmarks.names()]  # type: ignore[valid-type]
+BenchmarkOpt = Annotated[
+    BenchmarkName | None,
+    typer.Option(
+        help="A standard benchmark with its official split (instead of --data/--csv): fit "
+        "trains on its training records (the last --val-fraction validates); evaluate scores "
+        "every test set as the benchmark does (free simulation of each whole record, RMSE after "
+        "its initialisation window, in its unit).",
+        show_default=False,
+    ),
+]
+BenchmarkRootOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Folder holding the --benchmark's files (e.g. the unpacked official archive). "
+        "Default: the r2dn cache ($R2DN_CACHE or ~/.cache/r2dn), downloading them if needed.",
         show_default=False,
     ),
 ]
@@ -46,6 +66,14 @@ OutputsOpt = Annotated[
     typer.Option(
         help="Comma-separated output column names of the CSV, e.g. 'y' (default for a saved "
         "model: the names it was trained with).",
+        show_default=False,
+    ),
+]
+RowsOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Data rows of the CSV to use, START:STOP (counted from 0 after the header, STOP "
+        "excluded; either may be left out), e.g. 0:100000. Default: all.",
         show_default=False,
     ),
 ]

@@ -18,12 +18,15 @@ import typer
 from r2dn.cli import data as data_sources
 from r2dn.cli.common import (
     MODEL_FILE,
+    BenchmarkOpt,
+    BenchmarkRootOpt,
     CommandError,
     DataOpt,
     DtOpt,
     F16RootOpt,
     InputsOpt,
     OutputsOpt,
+    RowsOpt,
     annotate_metrics,
     names,
     print_checks,
@@ -49,6 +52,8 @@ def command(
     ctx: typer.Context,
     data: DataOpt = None,
     f16_root: F16RootOpt = None,
+    benchmark: BenchmarkOpt = None,
+    benchmark_root: BenchmarkRootOpt = None,
     csv_path: Annotated[
         Path | None,
         typer.Option(
@@ -68,13 +73,14 @@ def command(
     val_fraction: Annotated[
         float,
         typer.Option(
-            help="Fraction at the end of --csv held out for validation, in [0, 1); 0 trains "
-            "on all of it without validation."
+            help="Fraction at the end of --csv (or of the --benchmark's training records) held "
+            "out for validation, in [0, 1); 0 trains on all of it without validation."
         ),
     ] = 0.25,
     inputs: InputsOpt = None,
     outputs: OutputsOpt = None,
     dt: DtOpt = None,
+    rows: RowsOpt = None,
     model: Annotated[ModelKind, typer.Option(help="Model kind.")] = "lipschitz-r2dn",
     gamma_physical: Annotated[
         float | None,
@@ -114,11 +120,25 @@ def command(
     """Train a model on measured input/output data; write it with its metrics and plots."""
     config = TrainConfig(**{o.name: options[o.name] for o in TRAINING})
     _check_out(out, resume, overwrite)
-    source = data_sources.source(data, csv_path)
-    train, validation, normalizer, description = data_sources.training_data(
-        source, f16_root, csv_path, val_csv, names(inputs, "inputs"), names(outputs, "outputs"),
-        dt, val_fraction,
-    )  # fmt: skip
+    source = data_sources.source(data, csv_path, benchmark)
+    if rows is not None and source != "csv":
+        raise CommandError("--rows applies to --csv data")
+    if source is None:
+        if val_csv is not None:
+            raise CommandError(
+                "--val-csv goes with --csv; a --benchmark validates on the last --val-fraction "
+                "of its training records"
+            )
+        bench = data_sources.load_benchmark(benchmark, benchmark_root)
+        train, validation, description = data_sources.benchmark_training_data(
+            bench, benchmark_root, val_fraction
+        )
+        normalizer, source = None, benchmark
+    else:
+        train, validation, normalizer, description = data_sources.training_data(
+            source, f16_root, csv_path, val_csv, names(inputs, "inputs"),
+            names(outputs, "outputs"), dt, val_fraction, data_sources.parse_rows(rows),
+        )  # fmt: skip
     both = set(train.input_names) & set(train.output_names)
     if both:
         typer.secho(

@@ -6,6 +6,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
+from r2dn import plots
 from r2dn.plots import plot_loss, plot_prediction
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -43,6 +44,28 @@ def test_plot_prediction_writes_one_panel_per_channel(tmp_path):
     three = read_png(three_path)
     assert three.shape[0] > 2 * one.shape[0]  # the figure grows with the number of channels
     assert three.shape[1] == one.shape[1]
+
+
+def test_a_long_record_gets_its_error_a_zoomed_window_and_spectra(tmp_path, monkeypatch):
+    """50,000 samples drawn whole are a solid band: each channel also shows y − ŷ, the last
+    2 % of the record, and the amplitude spectra of measured, predicted and error."""
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or Path(path))
+    steps, dt = 50_000, 1 / 400
+    time = np.arange(steps) * dt
+    y = np.stack([np.sin(2 * np.pi * 3 * time), np.sin(2 * np.pi * 7 * time)], axis=-1)
+    y_hat = 0.9 * y
+    plot_prediction(y, y_hat, tmp_path / "p.png", dt=dt, washout=100)
+    (fig,) = figures
+    for i, (row, hz) in enumerate(zip(fig.subfigs, (3, 7), strict=True)):
+        full, zoomed, residual, spectral = row.axes
+        assert full.lines[0].get_xdata().size == steps
+        np.testing.assert_array_equal(zoomed.lines[0].get_xdata(), time[steps - steps // 50 :])
+        np.testing.assert_allclose(residual.lines[0].get_ydata(), y[:, i] - y_hat[:, i])
+        assert spectral.get_yscale() == "log"
+        assert [line.get_label() for line in spectral.lines] == ["measured", "predicted", "error"]
+        frequencies, amplitude = spectral.lines[0].get_data()
+        assert frequencies[np.argmax(amplitude)] == pytest.approx(hz, abs=0.01)
 
 
 @pytest.mark.parametrize(

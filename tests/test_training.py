@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import equinox as eqx
@@ -147,6 +148,17 @@ def test_elementwise_optimisers_run_on_one_flat_vector_with_the_same_updates(nam
         states = s_flat, s_plain
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), u_flat, u_plain)
         params = optax.apply_updates(params, u_flat)
+
+
+def test_epoch_seconds_count_what_follows_the_training_steps():
+    """An epoch's time includes validation, the checkpoint and the callbacks after it (the
+    last epoch's too), so "trained in X s" is the whole run, not just the optimiser steps."""
+    pause, epochs = 0.05, 3
+    result = fit(SPEC, system_data(), system_data(seed=1),
+                 dataclasses.replace(CONFIG, epochs=epochs), progress=False,
+                 callbacks=[lambda report: time.sleep(pause)])  # fmt: skip
+    assert len(result.state.history["seconds"]) == epochs
+    assert sum(result.state.history["seconds"]) >= epochs * pause
 
 
 def test_fit_learns_and_shows_progress(capsys):

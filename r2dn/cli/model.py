@@ -41,8 +41,8 @@ HELP = {
     "normalised (z-scored) signals, which is what it is trained on; --gamma-physical gives "
     "it in physical units instead.",
     "alpha_bar": "Contraction rate ᾱ in (0, 1].",
-    "feedthrough": "Direct input-to-output term D22: zero or free (trainable). Default: "
-    "free for contracting models, the paper's zero for Lipschitz and (Q, S, R) R2DNs.",
+    "feedthrough": "Direct input-to-output term D22: zero (the paper's) or free (trainable). "
+    "Default: free for every model, zero with --identity-output.",
     "init": "Initialisation: long_memory (A ≈ ᾱI, the paper's) or random.",
     "identity_output": "Output the state (y = x); needs as many outputs as states.",
     "activation": "Activation of φ (relu, tanh, ...).",

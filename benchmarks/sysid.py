@@ -106,6 +106,7 @@ class Protocol:
         validation: the last this many samples of the training record validate (not trained
             on); 0: validate on the whole training record (too short to split).
         samples: quick runs: keep only the first this many samples of every record.
+        init: the R2DNs' initialisation, "random" or "long_memory" (``A ≈ ᾱI``).
     """
 
     nx: int
@@ -115,6 +116,7 @@ class Protocol:
     config: TrainConfig
     validation: int
     samples: int | None = None
+    init: str = "random"
 
 
 def _windowed(**settings: Any) -> TrainConfig:
@@ -317,6 +319,8 @@ def spec_for(kind: str, protocol: Protocol, nu: int, ny: int) -> ModelSpec:
     """The model of ``kind``; the GRU's width gives the Lipschitz R2DN's parameter count."""
     sizes = dict(nu=nu, nv=protocol.nv, ny=ny)
     r2dn = dict(sizes, nx=protocol.nx, hidden=list(protocol.hidden))
+    if protocol.init != "random":  # the default, left out of the specs as before
+        r2dn["init"] = protocol.init
     if kind == "lipschitz-r2dn":
         return ModelSpec(kind, r2dn | dict(gamma=protocol.gamma))
     if kind == "contracting-r2dn":
@@ -507,6 +511,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             int | None,
             typer.Option(help="override the protocol's (its learning-rate decay in proportion)"),
         ] = None,
+        init: Annotated[
+            str | None,
+            typer.Option(help="the R2DNs' initialisation: random (the protocols') or long_memory"),
+        ] = None,
         max_minutes: Annotated[
             float | None,
             typer.Option(help="stop each run after this much CPU time (minutes, all threads)"),
@@ -545,6 +553,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         protocol = QUICK if quick else PROTOCOLS[name]
         if options["epochs"] is not None:
             protocol = longer(protocol, options["epochs"])
+        if options["init"] is not None:
+            protocol = dataclasses.replace(protocol, init=options["init"])
         if not options["report"]:
             benchmark = prepared(name, protocol, root)
             for seed in seeds:

@@ -40,13 +40,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import typer
 from jaxtyping import Array, Float, PyTree
 from matplotlib.figure import Figure
 
@@ -315,6 +316,8 @@ COLOURS = {"r2dn": "tab:orange", "rnn": "tab:green", "gru": "tab:purple"}
 LABELS = {"r2dn": "Lipschitz R2DN", "rnn": "plain RNN (R2DN shape)", "gru": "GRU"}
 #: Windows averaged in the online-error curves (the record's raw curves are too noisy to read).
 SMOOTH = 10
+#: The figure's errors are cut off above this (a diverging run would squash the others).
+CEILING = 10.0
 
 
 def load_runs(directory: Path) -> dict[str, list[dict[str, Any]]]:
@@ -357,14 +360,16 @@ def table(runs: list[dict[str, Any]]) -> str:
     s = runs[0]["settings"]
     models = [m for m in MODELS if any(r["model"] == m for r in runs)]
     rows = [
-        "| model | parameters | adaptation lr | online RMSE, first 10 % (median) "
+        "| model | parameters | adaptation lr | final pre-training loss (median) "
+        "| online RMSE, first 10 % (median) "
         "| online RMSE, last 10 % (median) | free-run NRMSE at the end (median) "
         "| seeds with a non-finite online error | diverged free runs | `check_lmi` holds "
         "| largest LMI eigenvalue |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for model in models:
         mine = [r for r in runs if r["model"] == model]
+        pre = _median(np.array([(r["pretrain"]["train_loss"] or [np.nan])[-1] for r in mine]))
         for lr in (None, *s["adapt_lrs"]):
             online = _traces(runs, model, lr, "online")
             tenth = max(1, online.shape[1] // 10)
@@ -384,7 +389,8 @@ def table(runs: list[dict[str, Any]]) -> str:
             worst = f"{max(c['max_eigenvalue'] for c in lmi):.2e}" if lmi else "—"
             rows.append(
                 f"| {LABELS[model]} | {mine[0]['parameters']:,} | "
-                f"{'frozen' if lr is None else f'{lr:g}'} | {_median(early)} | {_median(late)} | "
+                f"{'frozen' if lr is None else f'{lr:g}'} | {pre if lr is None else ''} | "
+                f"{_median(early)} | {_median(late)} | "
                 f"{_median(end)} | {non_finite}/{len(mine)} | "
                 f"{sum(c['diverged'] for c in checks)}/{len(checks)} | {holds} | {worst} |"
             )
@@ -399,56 +405,46 @@ def _smooth(trace: np.ndarray, n: int) -> np.ndarray:
 
 
 def figure(runs: list[dict[str, Any]], path: Path) -> Path:
-    """Online RMSE and free-run NRMSE over the record, per learning rate: the median over
-    seeds (line) and the range (band); the frozen models dashed; the stiffness on top."""
+    """Online RMSE and free-run NRMSE over the record, per learning rate: the median over seeds
+    (line; a diverged seed counts as infinite, so the line stops once half have diverged) and
+    the range of the finite ones (band); the frozen models dashed; × marks each seed's first
+    non-finite window; the stiffness on top. Errors above `CEILING` are cut off."""
     s, first = runs[0]["settings"], runs[0]
     lrs = s["adapt_lrs"]
     fig = Figure(figsize=(11, 3.2 * len(lrs)), layout="constrained")
     axes = fig.subplots(len(lrs), 2, squeeze=False)
     ends = np.array(first["window_end"])
     n = min(SMOOTH, len(ends))
-    smoothed_at = ends[n - 1 :]
-    at = {"online": smoothed_at, "free_run": np.array(first["checkpoints"])}
+    at = {"online": ends[n - 1 :], "free_run": np.array(first["checkpoints"])}
+    models = [m for m in MODELS if any(r["model"] == m for r in runs)]
     for row, lr in enumerate(lrs):
         for col, key in enumerate(("online", "free_run")):
             ax = axes[row, col]
-            for model in [m for m in MODELS if any(r["model"] == m for r in runs)]:
-                for adapted, style in ((None, "--"), (lr, "-")):
-                    traces = _traces(runs, model, adapted, key)
-                    if key == "online":
-                        traces = np.array([_smooth(t, n) for t in traces])
-                    label = f"{LABELS[model]}{' (frozen)' if adapted is None else ''}"
-                    colour = COLOURS[model]
-                    ax.plot(
-                        at[key],
-                        np.nanmedian(traces, axis=0),
-                        style,
-                        color=colour,
-                        label=label,
-                        alpha=0.6 if adapted is None else 1.0,
-                    )
-                    if adapted is not None and len(traces) > 1:
-                        ax.fill_between(
-                            at[key],
-                            np.nanmin(traces, axis=0),
-                            np.nanmax(traces, axis=0),
-                            color=colour,
-                            alpha=0.15,
-                        )
-            what = (
-                f"online RMSE ({n}-window mean)"
-                if key == "online"
-                else "free-run NRMSE (frozen system)"
-            )
+            for model, adapted in ((m, a) for m in models for a in (None, lr)):
+                traces = _traces(runs, model, adapted, key)
+                if key == "online":
+                    traces = np.array([_smooth(t, n) for t in traces])
+                median = np.median(np.where(np.isnan(traces), np.inf, traces), axis=0)
+                frozen = adapted is None
+                ax.plot(at[key], np.where(np.isfinite(median), median, np.nan),
+                        "--" if frozen else "-", color=COLOURS[model], alpha=0.6 if frozen else 1,
+                        label=f"{LABELS[model]}{' (frozen)' if frozen else ''}")  # fmt: skip
+                if not frozen and len(traces) > 1:
+                    low, high = np.fmin.reduce(traces, axis=0), np.fmax.reduce(traces, axis=0)
+                    ax.fill_between(at[key], low, high, color=COLOURS[model], alpha=0.15)
+                if not frozen and key == "online":
+                    bad = [x["first_non_finite_window"] for r in runs if r["model"] == model
+                           for x in r["runs"] if x["lr"] == lr]  # fmt: skip
+                    bad = [ends[w] for w in bad if w is not None]
+                    ax.plot(bad, [0.93] * len(bad), "x", color=COLOURS[model], ms=9, mew=2,
+                            transform=ax.get_xaxis_transform())  # fmt: skip
+            what = f"online RMSE ({n}-window mean)" if key == "online" else "free-run NRMSE"
             ax.set(yscale="log", xlabel="sample", ylabel=what, title=f"adaptation lr {lr:g}")
+            ax.set_ylim(top=min(ax.get_ylim()[1], CEILING))
             ax.grid(which="both", alpha=0.3)
-            top = ax.secondary_xaxis(
-                "top",
-                functions=(
-                    lambda x: np.interp(x, ends, first["stiffness"]),
-                    lambda k: np.interp(k, first["stiffness"], ends),
-                ),
-            )
+            top = ax.secondary_xaxis("top", functions=(
+                lambda x: np.interp(x, ends, first["stiffness"]),
+                lambda k: np.interp(k, first["stiffness"], ends)))  # fmt: skip
             top.set_xlabel("stiffness k")
     axes[0, 0].legend(fontsize="small")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -521,9 +517,36 @@ def section(results: Path, doc: Path) -> list[str]:
     return lines
 
 
+def parse_rates(text: str | tuple[float, ...]) -> tuple[float, ...]:
+    """Comma-separated positive learning rates, e.g. ``"1e-3,3e-2"``."""
+    if isinstance(text, tuple):  # already parsed
+        return text
+    try:
+        rates = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        rates = ()
+    if not rates or not all(math.isfinite(r) and r > 0 for r in rates):
+        raise typer.BadParameter(
+            f"adapt-lrs must be comma-separated positive numbers like '1e-3,3e-2'; got {text!r}"
+        )
+    return rates
+
+
+Rates = Annotated[
+    str | None,
+    typer.Option(
+        parser=parse_rates, help="online learning rates, e.g. '1e-3,3e-2' (default: protocol)"
+    ),
+]
+
+
 def main(argv: list[str] | None = None) -> list[Path]:
-    args = common.parse_options(argv, __doc__.splitlines()[0], models=MODELS)
+    args = common.parse_options(
+        argv, __doc__.splitlines()[0], models=MODELS, adapt_lrs=(Rates, None)
+    )
     s = common.protocol(args, PRESETS)
+    if args.adapt_lrs is not None:
+        s = dataclasses.replace(s, adapt_lrs=args.adapt_lrs)
     return [run(name, seed, s, args.out) for seed in s.seeds for name in args.models]
 
 

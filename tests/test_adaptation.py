@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+import typer
 
 from experiments import adaptation
 
@@ -89,3 +90,13 @@ def test_adaptation_carries_the_state_one_window_to_the_next():
     expected = np.mean(np.asarray(y_hat - data.y[:, span]).reshape(n, s.window) ** 2, axis=1)
     np.testing.assert_allclose(losses, expected, rtol=1e-4)
     assert len(checks) == n // s.check_every
+
+
+@pytest.mark.parametrize("text", ["abc", "1e-3,-1", "0", "nan"])
+def test_bad_learning_rates_say_what_is_expected(text):
+    with pytest.raises(typer.BadParameter, match="positive numbers"):
+        adaptation.parse_rates(text)
+
+
+def test_learning_rates_parse():
+    assert adaptation.parse_rates("1e-3,3e-2") == (1e-3, 3e-2)

@@ -351,8 +351,10 @@ def _traces(runs: list[dict[str, Any]], model: str, lr: float | None, key: str) 
 
 def _median(a: np.ndarray) -> str:
     """Median over seeds of per-seed values (a NaN seed counts as worse than any)."""
-    filled = np.where(np.isfinite(a), a, np.inf)
-    return f"{np.median(filled):.3g}" if len(a) else "—"
+    if not len(a):
+        return "—"
+    median = np.median(np.where(np.isfinite(a), a, np.inf))
+    return f"{median:.3g}" if np.isfinite(median) else "non-finite"
 
 
 def table(runs: list[dict[str, Any]]) -> str:

@@ -35,6 +35,7 @@ import argparse  # noqa: E402
 import datetime  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
+import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import equinox as eqx  # noqa: E402
@@ -42,11 +43,12 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from plots import plot_scaling, plot_sweep  # noqa: E402
-from references import GRU, PlainR2DN, count_parameters, width_for  # noqa: E402
 from timing import compile_call, race, recompiles_on_new_values, sequence_functions  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 from variants import FixedExplicit, GenericScan, Segmented  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: experiments
+from experiments.references import GRU, PlainR2DN, count_parameters, width_for  # noqa: E402
 from r2dn import ContractingR2DN  # noqa: E402
 
 try:

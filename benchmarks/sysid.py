@@ -5,7 +5,7 @@
 For each benchmark (`r2dn.data.benchmarks`: official split, initialisation window and unit)
 and seed, three models are trained by the same code (`r2dn.training.fit`, windowed mode with
 the learned initial-state encoder): a Lipschitz R2DN, a contracting R2DN and the unconstrained
-GRU of ``benchmarks/references.py`` with about as many parameters as the Lipschitz R2DN. Each
+GRU of ``experiments/references.py`` with about as many parameters as the Lipschitz R2DN. Each
 is scored by free simulation from the zero state over every test record, with the RMSE of
 `Benchmark.rmse` (the steps after the benchmark's window, in its unit); the R2DNs' certificates
 are checked (`r2dn.certificates.check_lmi`). Training time and hardware are recorded.
@@ -43,9 +43,8 @@ import numpy as np  # noqa: E402
 import typer  # noqa: E402
 from jaxtyping import Array, Float, PRNGKeyArray  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parent))  # the sibling modules, when imported by tests
-from references import GRU, count_parameters, width_for  # noqa: E402
-
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: experiments
+from experiments.references import GRU, count_parameters, width_for  # noqa: E402
 from r2dn.certificates import check_lmi  # noqa: E402
 from r2dn.data import DownloadError, Normalizer, SequenceData  # noqa: E402
 from r2dn.data import benchmarks as bench  # noqa: E402
@@ -59,7 +58,7 @@ MODEL_KINDS = ("lipschitz-r2dn", "contracting-r2dn", "reference-gru")
 
 
 class ReferenceGRU(eqx.Module):
-    """The GRU of ``references.py`` as a model `fit` trains and `ModelSpec` names.
+    """The GRU of ``experiments/references.py`` as a model `fit` trains and `ModelSpec` names.
 
     ``nx`` is the GRU's width; ``nv`` and ``feedthrough`` (which every spec carries) are unused.
 

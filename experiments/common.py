@@ -8,6 +8,7 @@ seeds asked for, and writes one JSON file per (model, seed) with `write_result`;
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import json
 import platform
@@ -40,11 +41,16 @@ class Preset(Protocol):
 
 
 def parse_options(
-    argv: Sequence[str] | None, description: str, **extra: tuple[Any, Any]
+    argv: Sequence[str] | None,
+    description: str,
+    *,
+    models: Sequence[str] = MODELS,
+    **extra: tuple[Any, Any],
 ) -> SimpleNamespace:
     """Parse the command line with typer: the options of every experiment, plus ``extra``.
 
-    ``extra`` maps a parameter name to ``(Annotated[type, typer.Option(...)], default)``.
+    ``--models`` chooses among ``models`` (all by default). ``extra`` maps a parameter name to
+    ``(Annotated[type, typer.Option(...)], default)``.
     Returns the values by name (``quick``, ``tiny``, ``seeds``, ``epochs``, ``models``,
     ``out`` and the extras). A bad option prints typer's message and exits with status 2.
     """
@@ -55,7 +61,7 @@ def parse_options(
 
     options = [("out", Out, inspect.Parameter.empty), ("quick", Quick, False),
                ("tiny", Tiny, False), ("seeds", Seeds, None), ("epochs", Epochs, None),
-               ("models", Models, ",".join(MODELS))]  # fmt: skip
+               ("models", models_option(tuple(models)), ",".join(models))]  # fmt: skip
     options += [(name, annotation, default) for name, (annotation, default) in extra.items()]
     command.__signature__ = inspect.Signature(
         [
@@ -117,15 +123,15 @@ def parse_seeds(text: str | list[int]) -> list[int]:
     return seeds
 
 
-def parse_models(text: str | tuple[str, ...]) -> tuple[str, ...]:
-    """Comma-separated model names, each one of `MODELS`."""
+def parse_models(text: str | tuple[str, ...], choices: Sequence[str] = MODELS) -> tuple[str, ...]:
+    """Comma-separated model names, each one of ``choices``."""
     if isinstance(text, tuple):  # already parsed
         return text
     names = tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = [name for name in names if name not in MODELS]
+    unknown = [name for name in names if name not in choices]
     if not names or unknown:
         raise typer.BadParameter(
-            f"models must be a comma-separated list from {', '.join(MODELS)}; got {text!r}"
+            f"models must be a comma-separated list from {', '.join(choices)}; got {text!r}"
         )
     return names
 
@@ -144,10 +150,17 @@ Seeds = Annotated[
     typer.Option(parser=parse_seeds, help="e.g. '0-9' or '0,3,5' (default: protocol)"),
 ]
 Epochs = Annotated[int | None, typer.Option(min=1, help="override the protocol's number of epochs")]
-Models = Annotated[
-    str,
-    typer.Option(parser=parse_models, help="comma-separated, from 'ren,r2dn'"),
-]
+
+
+def models_option(choices: tuple[str, ...]) -> Any:
+    """The ``--models`` option of an experiment whose models are ``choices``."""
+    return Annotated[
+        str,
+        typer.Option(
+            parser=functools.partial(parse_models, choices=choices),
+            help=f"comma-separated, from {','.join(choices)!r}",
+        ),
+    ]
 
 
 def train(

@@ -83,7 +83,7 @@ class Problem(eqx.Module):
         zeros = lambda n: jnp.zeros(n)  # noqa: E731
         return ExplicitSystem(
             A=core.A.dense() if A_dense else core.A,
-            B1=core.B1,
+            B1=core.B1.dense() if A_dense else core.B1,
             B2=B2,
             C1=self.C1,
             C2=C2,
@@ -167,8 +167,9 @@ def test_the_structured_core_is_the_dense_core_of_the_densified_parameters(
     core, dense = both_cores(prob.free, prob.B1, prob.B2, prob.C1, prob.io(), X, Y, alpha_bar)
     for name in ("A", "E", "Pcal"):
         assert relative_error(getattr(core, name).dense(), getattr(dense, name)) < 1e-9, name
-    for name in ("B1", "B2"):
-        assert relative_error(getattr(core, name), getattr(dense, name)) < 1e-9, name
+    assert jnp.array_equal(core.B1.U, core.A.U)  # B1 = U Qᵀ on A's U: one product per step
+    for name, value in (("B1", core.B1.dense()), ("B2", core.B2)):
+        assert relative_error(value, getattr(dense, name)) < 1e-9, name
 
 
 def test_the_rank_of_A_is_that_of_E_low_rank_part():

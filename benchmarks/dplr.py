@@ -124,12 +124,14 @@ class Structured(eqx.Module):
         return simulate(t.system(core.A, core.B1, core.B2), x0, u)
 
 
-def compiled_calls(model, *, nx: int, batch: int, horizon: int) -> tuple[dict, dict]:
+def compiled_calls(
+    model, *, nx: int, batch: int, horizon: int, nu: int = NU, ny: int = NY
+) -> tuple[dict, dict]:
     """Compile forward and gradient of one model: ``(calls, record of compile time, memory)``."""
     k1, k2, k3 = jax.random.split(jax.random.key(1), 3)
     x0 = jax.random.normal(k1, (batch, nx))
-    u = jax.random.normal(k2, (batch, horizon, NU))
-    target = jax.random.normal(k3, (batch, horizon, NY))
+    u = jax.random.normal(k2, (batch, horizon, nu))
+    target = jax.random.normal(k3, (batch, horizon, ny))
     params, forward, gradient = sequence_functions(model)
     compiled = {
         "forward": compile_call(forward, params, x0, u),
@@ -203,7 +205,7 @@ def run_f16(budget_s: float) -> list[dict]:
     for name, (lti, rank, nx) in F16_MODELS.items():
         model = ContractingR2DN(2, nx, 75, 3, hidden=(87, 87, 87), lti=lti, rank=rank,
                                 init="long_memory", key=jax.random.key(0))  # fmt: skip
-        model_calls, record = compiled_calls(model, nx=nx, batch=4, horizon=256)
+        model_calls, record = compiled_calls(model, nx=nx, batch=4, horizon=256, nu=2, ny=3)
         calls.update({(name, kind): call for kind, call in model_calls.items()})
         rows.append({"nx": nx, "lti": name, **record})
     stats = race(calls, budget_s=budget_s)

@@ -85,7 +85,8 @@ def deviations(experiment: str, results: list[dict[str, Any]]) -> list[str]:
         expected = paper[name]
         expected = repr(tuple(expected) if isinstance(expected, list) else expected)
         if name != "seeds" and values != {expected}:
-            expected = "whole records" if expected == "None" else expected
+            whole = expected == "None" and name.endswith("_steps")
+            expected = "whole records" if whole else expected
             lines.append(f"`{name}` = {', '.join(sorted(values))} (paper: {expected})")
     return lines
 
@@ -222,7 +223,12 @@ def structured_table(results: list[dict[str, Any]]) -> str:
     for r in results:
         by_set[r["run_set"]].append(r)
     first = None
-    for runs in by_set.values():
+
+    def dense_first(runs: list[dict[str, Any]]) -> tuple[bool, int]:
+        settings = runs[0]["settings"]
+        return settings.get("lti", "dense") != "dense", settings["nx"]
+
+    for runs in sorted(by_set.values(), key=dense_first):
         settings = runs[0]["settings"]
         lti = settings.get("lti", "dense") + (
             f" (r = {settings['rank']})" if settings.get("rank") else ""

@@ -126,7 +126,8 @@ def test_f16_options_choose_the_lti_part_rank_and_state_size(f16_root, tmp_path,
 
 
 def test_the_structured_table_puts_each_lti_part_and_size_beside_the_first():
-    """One row per run set; seconds per epoch are the median of epochs 2..N (epoch 1 compiles)."""
+    """One row per run set, the dense part first; seconds per epoch are the median of epochs
+    2..N (epoch 1 compiles)."""
 
     def run(run_set, lti, rank, nx, seconds, nrmse):
         settings = dict(lti=lti, rank=rank, nx=nx)
@@ -134,7 +135,7 @@ def test_the_structured_table_puts_each_lti_part_and_size_beside_the_first():
         return dict(run_set=run_set, settings=settings, parameters=10, train_loss=[1.0, 0.5],
                     epoch_seconds=epochs, test={"value": nrmse})  # fmt: skip
 
-    runs = [run("s/dense", "dense", None, 75, 2.0, 0.3), run("s/dplr", "dplr", 8, 1024, 5.0, 0.2)]
+    runs = [run("s/dplr", "dplr", 8, 1024, 5.0, 0.2), run("s/dense", "dense", None, 75, 2.0, 0.3)]
     rows = report.structured_table(runs).splitlines()[2:]
     assert rows[0].startswith("| dense | 75 |") and rows[0].endswith("| 2 | 1.00 |")
     assert rows[1].startswith("| dplr (r = 8) | 1024 |") and rows[1].endswith("| 5 | 2.50 |")

@@ -44,11 +44,12 @@ BLOCK_ROWS = 512
 class ExplicitSystem(eqx.Module):
     """Explicit matrices of a recurrent model (named as in the design note) and its φ.
 
-    ``A`` is dense, or diagonal plus low rank for a structured LTI part.
+    ``A`` is dense, or diagonal plus low rank for a structured LTI part, whose ``B1`` is then a
+    `LowRank` on the same ``U`` (so one step multiplies by ``U`` once).
     """
 
     A: Float[Array, "nx nx"] | DiagonalPlusLowRank
-    B1: Float[Array, "nx nv"]
+    B1: Float[Array, "nx nv"] | LowRank
     B2: Float[Array, "nx nu"]
     C1: Float[Array, "nv nx"]
     C2: Float[Array, "ny nx"]

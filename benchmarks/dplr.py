@@ -8,7 +8,10 @@ compile times and XLA's temporary memory (``memory_analysis().temp_size_in_bytes
 estimate). Full run: nx ∈ {64, 256, 1024, 4096}, nv = 64, hidden (128, 128), batch 16, T 256;
 dense points above ``--dense-max-nx`` are left out (their gradient takes minutes on a CPU).
 
-Prints a table and writes ``benchmarks/results/dplr[_quick].json``.
+Prints a table and writes ``benchmarks/results/dplr[_quick].json``. ``--f16`` instead times the
+F-16 study's R2DNs (docs/results.md: dense nx = 75 and DPLR r = 8 at nx ∈ {75, 256, 1024},
+long-memory start, batch 4, T 256, the training gradient) in turns, into ``dplr_f16.json``:
+the study's own seconds per epoch ran on a machine whose load moved from run to run.
 """
 
 import os
@@ -24,7 +27,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from timing import compile_call, race, sequence_functions  # noqa: E402
 
-from r2dn import ExplicitSystem, simulate  # noqa: E402
+from r2dn import ContractingR2DN, ExplicitSystem, simulate  # noqa: E402
 from r2dn.initializers import lecun_normal  # noqa: E402
 from r2dn.networks.sandwich import LBDN  # noqa: E402
 from r2dn.parameterizations import frobenius  # noqa: E402
@@ -121,13 +124,14 @@ class Structured(eqx.Module):
         return simulate(t.system(core.A, core.B1, core.B2), x0, u)
 
 
-def compiled_calls(model, *, batch: int, horizon: int) -> tuple[dict, dict]:
+def compiled_calls(
+    model, *, nx: int, batch: int, horizon: int, nu: int = NU, ny: int = NY
+) -> tuple[dict, dict]:
     """Compile forward and gradient of one model: ``(calls, record of compile time, memory)``."""
-    nx = model.thin.B1.shape[0]
     k1, k2, k3 = jax.random.split(jax.random.key(1), 3)
     x0 = jax.random.normal(k1, (batch, nx))
-    u = jax.random.normal(k2, (batch, horizon, NU))
-    target = jax.random.normal(k3, (batch, horizon, NY))
+    u = jax.random.normal(k2, (batch, horizon, nu))
+    target = jax.random.normal(k3, (batch, horizon, ny))
     params, forward, gradient = sequence_functions(model)
     compiled = {
         "forward": compile_call(forward, params, x0, u),
@@ -150,7 +154,7 @@ def run(sizes, ranks, *, nv, hidden, batch, horizon, dense_max_nx, budget_s) -> 
             subjects[f"DPLR r={r}"] = Structured(free, thin)
         calls, records = {}, {}
         for name, model in subjects.items():
-            model_calls, records[name] = compiled_calls(model, batch=batch, horizon=horizon)
+            model_calls, records[name] = compiled_calls(model, nx=nx, batch=batch, horizon=horizon)
             calls.update({(name, kind): call for kind, call in model_calls.items()})
         for (name, kind), stats in race(calls, budget_s=budget_s).items():
             records[name][kind].update(stats)
@@ -186,11 +190,38 @@ def speedups(rows: list[dict]) -> list[str]:
     return lines
 
 
+#: The F-16 study's models (experiments/f16.py's R2DN sizes): name → (lti, rank, nx).
+F16_MODELS = {
+    "dense nx=75": ("dense", None, 75),
+    "DPLR r=8 nx=75": ("dplr", 8, 75),
+    "DPLR r=8 nx=256": ("dplr", 8, 256),
+    "DPLR r=8 nx=1024": ("dplr", 8, 1024),
+}
+
+
+def run_f16(budget_s: float) -> list[dict]:
+    """The F-16 study's R2DNs: forward and gradient at batch 4, T 256, all timed in turns."""
+    calls, rows = {}, []
+    for name, (lti, rank, nx) in F16_MODELS.items():
+        model = ContractingR2DN(2, nx, 75, 3, hidden=(87, 87, 87), lti=lti, rank=rank,
+                                init="long_memory", key=jax.random.key(0))  # fmt: skip
+        model_calls, record = compiled_calls(model, nx=nx, batch=4, horizon=256, nu=2, ny=3)
+        calls.update({(name, kind): call for kind, call in model_calls.items()})
+        rows.append({"nx": nx, "lti": name, **record})
+    stats = race(calls, budget_s=budget_s)
+    for row in rows:
+        for kind in ("forward", "gradient"):
+            row[kind].update(stats[(row["lti"], kind)])
+        print(row_text(row), flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, short timing")
     parser.add_argument("--dense-max-nx", type=int, default=1024, help="largest dense nx timed")
     parser.add_argument("--sizes", type=int, nargs="+", help="state sizes nx (default: the grid)")
+    parser.add_argument("--f16", action="store_true", help="the F-16 study's models instead")
     args = parser.parse_args()
     if args.quick:
         grid = dict(sizes=(32, 128), ranks=(4,), nv=16, hidden=(32, 32), batch=4, horizon=32)
@@ -206,14 +237,20 @@ def main() -> None:
     if args.sizes:
         grid["sizes"] = tuple(args.sizes)
     print(HEADER)
+    if args.f16:
+        rows = run_f16(budget_s=2.0)
+        write(ROOT / "benchmarks" / "results" / "dplr_f16.json", {"models": F16_MODELS}, rows)
+        return
     rows = run(**grid, dense_max_nx=args.dense_max_nx, budget_s=0.5 if args.quick else 2.0)
     print("\n".join(speedups(rows)))
-    path = ROOT / "benchmarks" / "results" / f"dplr{'_quick' if args.quick else ''}.json"
-    path.write_text(
-        json.dumps(
-            {"grid": grid, "devices": [str(d) for d in jax.devices()], "rows": rows}, indent=1
-        )
+    write(
+        ROOT / "benchmarks" / "results" / f"dplr{'_quick' if args.quick else ''}.json", grid, rows
     )
+
+
+def write(path: Path, grid: dict, rows: list[dict]) -> None:
+    devices = [str(d) for d in jax.devices()]
+    path.write_text(json.dumps({"grid": grid, "devices": devices, "rows": rows}, indent=1))
     print(f"wrote {path.relative_to(ROOT)}")
 
 

@@ -22,6 +22,11 @@ recorded results in docs/benchmarks.md, measured with the code of their time.
 
 Prints tables, writes ``benchmarks/results/{full,quick}.json`` and, for a full run, the plots
 in ``docs/``. ``--quick`` uses reduced grids and fewer repeats.
+
+The dense against diagonal-plus-low-rank LTI parts at large state (nx up to 4096, forward,
+gradient, memory and compile time) is its own script, ``python benchmarks/dplr.py [--quick]``
+(`DPLR_COMMAND`; minutes more: the dense gradient at nx = 1024 alone takes seconds per call),
+with its table in docs/benchmarks.md; a run here ends by naming it.
 """
 
 import os
@@ -50,6 +55,9 @@ from variants import FixedExplicit, GenericScan, Segmented  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: experiments
 from experiments.references import GRU, PlainR2DN, count_parameters, width_for  # noqa: E402
 from r2dn import ContractingR2DN  # noqa: E402
+
+#: The structured (DPLR) benchmark, a script of its own (see the module docstring).
+DPLR_COMMAND = "python benchmarks/dplr.py"
 
 try:
     from r2dn import ContractingREN
@@ -398,6 +406,7 @@ def main() -> None:
     sections.close()
     results["load_after"] = os.getloadavg()
     print(report(results))
+    print(f"\nDense against DPLR LTI parts at large state: {DPLR_COMMAND} (docs/benchmarks.md)")
     path = ROOT / "benchmarks" / "results" / f"{'quick' if quick else 'full'}.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(results, indent=1))

@@ -6,6 +6,10 @@ levels 2, 4, 6 with a 100-step washout (NRMSE over all outputs, normalised units
 
     python -m experiments.f16 --out runs/f16            # the paper's protocol
     python -m experiments.f16 --quick --out runs/f16    # minutes on a laptop
+
+``--nx``, ``--lti`` and ``--rank`` change the R2DN's state size and LTI part (e.g. ``--lti dplr
+--rank 8 --nx 1024``, the structured study of docs/results.md); ``--train-steps`` and
+``--test-steps`` keep the first samples of each training and test record.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ class Settings:
     test_steps: int | None = None
     lr: float = 1e-3
     decay_every: int = 20
+    lti: str = "dense"
+    rank: int | None = None
 
 
 PRESETS = {
@@ -70,7 +76,8 @@ def spec(name: str, s: Settings) -> ModelSpec:
     sizes = dict(nu=2, nx=s.nx, ny=3, init="long_memory", activation="relu")
     if name == "ren":
         return ModelSpec("contracting-ren", sizes | dict(nv=s.ren_nv))
-    return ModelSpec("contracting-r2dn", sizes | dict(nv=s.r2dn_nv, hidden=s.hidden))
+    r2dn = dict(nv=s.r2dn_nv, hidden=s.hidden, lti=s.lti, rank=s.rank)
+    return ModelSpec("contracting-r2dn", sizes | r2dn)
 
 
 def head(data: SequenceData, steps: int | None) -> SequenceData:
@@ -129,10 +136,25 @@ def run(name: str, seed: int, s: Settings, data, out: Path) -> Path:
     )
 
 
+#: Options that override the preset's `Settings` field of the same name (None: the preset's).
+OVERRIDES = {
+    "nx": Annotated[int | None, typer.Option(help="state size (default: the preset's)")],
+    "lti": Annotated[str | None, typer.Option(help="the R2DN's LTI part: dense or dplr")],
+    "rank": Annotated[int | None, typer.Option(help="rank of a DPLR LTI part")],
+    "train_steps": Annotated[
+        int | None, typer.Option(help="first samples of each training record")
+    ],
+    "test_steps": Annotated[int | None, typer.Option(help="first samples of each test record")],
+}
+
+
 def main(argv: list[str] | None = None) -> list[Path]:
     root = Annotated[Path, typer.Option(help="folder of the CSVs")]
-    args = common.parse_options(argv, __doc__.splitlines()[0], f16_root=(root, DEFAULT_ROOT))
+    extra = {"f16_root": (root, DEFAULT_ROOT)} | {n: (a, None) for n, a in OVERRIDES.items()}
+    args = common.parse_options(argv, __doc__.splitlines()[0], **extra)
     s = common.protocol(args, PRESETS)
+    chosen = {name: getattr(args, name) for name in OVERRIDES if getattr(args, name) is not None}
+    s = dataclasses.replace(s, **chosen)
     train, test, normalizer = load(args.f16_root)
     data = (head(train, s.train_steps), head(test, s.test_steps), normalizer)
     return [run(name, seed, s, data, args.out) for name in args.models for seed in s.seeds]

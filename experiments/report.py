@@ -85,7 +85,8 @@ def deviations(experiment: str, results: list[dict[str, Any]]) -> list[str]:
         expected = paper[name]
         expected = repr(tuple(expected) if isinstance(expected, list) else expected)
         if name != "seeds" and values != {expected}:
-            expected = "whole records" if expected == "None" else expected
+            whole = expected == "None" and name.endswith("_steps")
+            expected = "whole records" if whole else expected
             lines.append(f"`{name}` = {', '.join(sorted(values))} (paper: {expected})")
     return lines
 
@@ -200,6 +201,46 @@ def scaling_sizes_table(results: list[dict[str, Any]]) -> str:
                 f"| {name.upper()} | {size} | {params[size]:,} | {pts['nrmse_percent'][i]:.3g} | "
                 f"{pts['inference'][i]:.3g} | {pts['backprop'][i]:.3g} |"
             )
+    return "\n".join(rows)
+
+
+#: Folder (under the results) of the F-16 runs with other LTI parts and state sizes (issue 13).
+STRUCTURED = "f16_structured"
+
+
+def structured_table(results: list[dict[str, Any]]) -> str:
+    """F-16 R2DNs by LTI part and state size: test NRMSE and seconds per epoch, per run set.
+
+    Seconds per epoch are the median over every seed's epochs 2..N (epoch 1 compiles): on a
+    shared machine one slow epoch should not move the row.
+    """
+    rows = [
+        "| LTI part | nx | parameters | seeds × epochs | test NRMSE | final training loss "
+        "| s/epoch (median) | s/epoch ÷ first row |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    by_set = defaultdict(list)
+    for r in results:
+        by_set[r["run_set"]].append(r)
+    first = None
+
+    def dense_first(runs: list[dict[str, Any]]) -> tuple[bool, int]:
+        settings = runs[0]["settings"]
+        return settings.get("lti", "dense") != "dense", settings["nx"]
+
+    for runs in sorted(by_set.values(), key=dense_first):
+        settings = runs[0]["settings"]
+        lti = settings.get("lti", "dense") + (
+            f" (r = {settings['rank']})" if settings.get("rank") else ""
+        )
+        seconds = float(np.median([t for r in runs for t in r["epoch_seconds"][1:]]))
+        first = first or seconds
+        rows.append(
+            f"| {lti} | {settings['nx']} | {runs[0]['parameters']:,} | {len(runs)} × "
+            f"{len(runs[0]['train_loss'])} | {_mean_std([r['test']['value'] for r in runs])} | "
+            f"{_mean_std([r['train_loss'][-1] for r in runs])} | {seconds:.3g} | "
+            f"{seconds / first:.2f} |"
+        )
     return "\n".join(rows)
 
 
@@ -385,10 +426,18 @@ def section(experiment: str, runs: list[dict[str, Any]], stem: Path, doc: Path) 
     return [*lines, "", *(f"![{p.stem}]({p.relative_to(doc.parent)})" for p in images)]
 
 
-def render(results: list[dict[str, Any]], figures: Path, doc: Path, notes: str) -> str:
+def render(
+    results: list[dict[str, Any]],
+    figures: Path,
+    doc: Path,
+    notes: str,
+    structured_notes: str = "",
+) -> str:
     by_experiment = defaultdict(list)
+    structured = [r for r in results if r["run_set"].split("/")[0] == STRUCTURED]
     for r in results:
-        by_experiment[r["experiment"]].append(r)
+        if r["run_set"].split("/")[0] != STRUCTURED:
+            by_experiment[r["experiment"]].append(r)
     hardware = results[0]["hardware"] if results else {}
     rel = figures.relative_to(doc.parent)
     parts = [
@@ -414,6 +463,11 @@ def render(results: list[dict[str, Any]], figures: Path, doc: Path, notes: str) 
             name = run_set.replace("/", "_")
             name = name if name.startswith(experiment) else f"{experiment}_{name}"
             parts += section(experiment, runs, figures / name, doc)
+    if structured:
+        parts += ["", "## 5. Structured (DPLR) LTI part at large state: F-16", ""]
+        parts += [structured_notes.strip(), "", structured_table(structured), ""]
+        parts += ["Deviations from the paper's protocol:", ""]
+        parts += [f"- {line}" for line in deviations("f16", structured)]
     parts += adaptation.section(figures, doc)
     parts += [
         "",
@@ -457,7 +511,9 @@ def write_report(results_dir: Path, out: Path) -> Path:
         raise SystemExit(f"no result files (*_seed*.json) under {results_dir}; run an experiment")
     notes_file = results_dir / "notes.md"
     notes = notes_file.read_text() if notes_file.is_file() else ""
-    out.write_text(render(results, results_dir, out, notes))
+    structured_file = results_dir / STRUCTURED / "notes.md"
+    structured = structured_file.read_text() if structured_file.is_file() else ""
+    out.write_text(render(results, results_dir, out, notes, structured))
     return out
 
 

@@ -30,7 +30,7 @@ from jaxtyping import Array, Float
 from r2dn._threads import limit_blas_threads
 from r2dn.networks.activations import get_activation
 from r2dn.networks.base import AbstractNonlinearity, DenseChain
-from r2dn.parameterizations.dplr import DiagonalPlusLowRank
+from r2dn.parameterizations.dplr import DiagonalPlusLowRank, LowRank
 
 #: Time steps per loop trip in the fused R2DN scans (``lax.scan(unroll=...)``). Unrolling
 #: measured no faster on CPU (docs/benchmarks.md) and compiles more slowly.
@@ -44,11 +44,12 @@ BLOCK_ROWS = 512
 class ExplicitSystem(eqx.Module):
     """Explicit matrices of a recurrent model (named as in the design note) and its φ.
 
-    ``A`` is dense, or diagonal plus low rank for a structured LTI part.
+    ``A`` is dense, or diagonal plus low rank for a structured LTI part, whose ``B1`` is then a
+    `LowRank` on the same ``U`` (so one step multiplies by ``U`` once).
     """
 
     A: Float[Array, "nx nx"] | DiagonalPlusLowRank
-    B1: Float[Array, "nx nv"]
+    B1: Float[Array, "nx nv"] | LowRank
     B2: Float[Array, "nx nu"]
     C1: Float[Array, "nv nx"]
     C2: Float[Array, "ny nx"]
@@ -165,88 +166,130 @@ def _simulate_generic(
 
 
 class _AbstractStateMap(eqx.Module):
-    """The state update of the fused recurrence, ``(x, h, e) ↦ x⁺ = x Aᵀ + h (W_L B1ᵀ) + e``."""
+    """How the state enters one step of the fused recurrence, and the state update.
+
+    ``r = read(x)`` is every product of ``x`` the step needs (one matmul), ``first(r)`` its term
+    of φ's first pre-activation (``x C1ᵀW₀``) and ``update(x, r, h, e) = x Aᵀ + h (W_L B1ᵀ) + e``.
+    All three are linear, so the tangent scan applies them to the state tangent as they are.
+    """
 
     @abc.abstractmethod
-    def __call__(
-        self, x: Float[Array, "N nx"], h: Float[Array, "N qL"], e: Float[Array, "N nx"]
+    def read(self, x: Float[Array, "N nx"]) -> Float[Array, "N m"]:
+        """The products of ``x`` that `first` and `update` take."""
+
+    @abc.abstractmethod
+    def first(self, r: Float[Array, "N m"]) -> Float[Array, "N q1"]:
+        """The state's term ``x C1ᵀW₀`` of φ's first pre-activation."""
+
+    @abc.abstractmethod
+    def update(
+        self, x: Float[Array, "N nx"], r: Float[Array, "N m"], h: Float[Array, "N qL"], e: Array
     ) -> Float[Array, "N nx"]:
-        """``x⁺``: linear in ``(x, h, e)``."""
+        """``x⁺`` from the state, its products ``r = read(x)``, ``h = σ(z_L)`` and the offset."""
 
     @abc.abstractmethod
     def tangent(
-        self, d: "_AbstractStateMap", x: Array, h: Array, de: Array
-    ) -> Float[Array, "N nx"]:
-        """The tangent of ``x⁺`` for tangents ``d`` of this map's matrices and ``de`` of ``e``."""
+        self, d: "_AbstractStateMap", x: Array, r: Array, h: Array, de: Array
+    ) -> tuple[Float[Array, "N q1"], Float[Array, "N nx"]]:
+        """Tangents of ``first(read(x))`` and of ``x⁺`` for tangents ``d`` of this map's
+        matrices (at the stored ``x``, ``r = read(x)`` and ``h``) and ``de`` of the offset."""
 
 
 class _DenseStateMap(_AbstractStateMap):
-    """``x⁺ = [x, h] S + e`` with ``S = [Aᵀ; W_L B1ᵀ]``: one matmul per step."""
+    """``r = x G`` (``G = C1ᵀW₀``) and ``x⁺ = [x, h] S + e`` with ``S = [Aᵀ; W_L B1ᵀ]``."""
 
+    G: Float[Array, "nx q1"]
     S: Float[Array, "nx+qL nx"]
 
-    def __call__(self, x, h, e):
+    def read(self, x):
+        return x @ self.G
+
+    def first(self, r):
+        return r
+
+    def update(self, x, r, h, e):
         return jnp.concatenate([x, h], axis=-1) @ self.S + e
 
-    def tangent(self, d, x, h, de):
-        return d(x, h, de)
+    def tangent(self, d, x, r, h, de):
+        return d.read(x), d.update(x, r, h, de)
 
 
 class _DPLRStateMap(_AbstractStateMap):
-    """``A = diag(λ) + UVᵀ``: ``x⁺ = x ⊙ λ + [xV, h] W + e`` with ``W = [Uᵀ; W_L B1ᵀ]``.
+    """``A = diag(λ) + U Vᵀ`` and ``B1 = U Qᵀ`` (a DPLR core's ``B1`` is in ``U``'s span):
 
-    Two thin matmuls per step, O(nx·(k + qL)).
+        r = x [C1ᵀ, V],   z₁ ∋ (x C1ᵀ) W₀,   x⁺ = x ⊙ λ + (x V + h P) Uᵀ + e,   P = W_L Q,
+
+    two products with nx rows per step, O(nx·(2k + nv)), and nothing nx × nx.
     """
 
     diagonal: Float[Array, " nx"]
-    V: Float[Array, "nx k"]
-    W: Float[Array, "k+qL nx"]
+    R: Float[Array, "nx nv+k"]
+    W0: Float[Array, "nv q1"]
+    P: Float[Array, "qL k"]
+    UT: Float[Array, "k nx"]
 
-    def __call__(self, x, h, e):
-        return x * self.diagonal + jnp.concatenate([x @ self.V, h], axis=-1) @ self.W + e
+    def read(self, x):
+        return x @ self.R
 
-    def tangent(self, d, x, h, de):
-        k = self.V.shape[1]
-        dxV = (x @ d.V) @ self.W[:k]
-        return x * d.diagonal + jnp.concatenate([x @ self.V, h], axis=-1) @ d.W + dxV + de
+    def first(self, r):
+        return r[..., : self.W0.shape[0]] @ self.W0
+
+    def update(self, x, r, h, e):
+        return x * self.diagonal + self._coefficients(r, h @ self.P) @ self.UT + e
+
+    def tangent(self, d, x, r, h, de):
+        dr = d.read(x)
+        dx_next = x * d.diagonal + self._coefficients(dr, h @ d.P) @ self.UT
+        dx_next = dx_next + self._coefficients(r, h @ self.P) @ d.UT + de
+        return self.first(dr) + d.first(r), dx_next
+
+    def _coefficients(self, r: Array, hP: Float[Array, "N k"]) -> Float[Array, "N k"]:
+        """``x V + h P`` (the coefficients on ``U``) from ``r = read(x)`` and ``h P``."""
+        return r[..., self.W0.shape[0] :] + hP
 
 
 def _state_map(
-    A: Float[Array, "nx nx"] | DiagonalPlusLowRank, BL: Float[Array, "qL nx"]
+    sys: ExplicitSystem, W_first: Float[Array, "nv q1"], W_last: Float[Array, "qL nv"]
 ) -> _AbstractStateMap:
-    """The state map for ``A`` (dense or DPLR) and the fused ``W_L B1ᵀ``."""
-    if isinstance(A, DiagonalPlusLowRank):
-        return _DPLRStateMap(A.diagonal, A.V, jnp.concatenate([A.U.T, BL]))
-    return _DenseStateMap(jnp.concatenate([A.T, BL]))
+    """The state map of ``sys`` (dense or DPLR ``A``) with φ's outer matrices fused in."""
+    A, B1 = sys.A, sys.B1
+    if not isinstance(A, DiagonalPlusLowRank):
+        return _DenseStateMap(sys.C1.T @ W_first, jnp.concatenate([A.T, W_last @ B1.T]))
+    if isinstance(B1, LowRank) and B1.U is A.U:  # built together by the DPLR core
+        U, V, Q = A.U, A.V, B1.V
+    else:  # any B1: widen the factors, A = λ + [U, B1][V, 0]ᵀ and B1 = [U, B1][0, I]ᵀ
+        B1 = B1.dense() if isinstance(B1, LowRank) else B1
+        U = jnp.concatenate([A.U, B1], axis=1)
+        V = jnp.concatenate([A.V, jnp.zeros_like(B1)], axis=1)
+        Q = jnp.concatenate(
+            [jnp.zeros((B1.shape[1], A.rank), B1.dtype), jnp.eye(B1.shape[1], dtype=B1.dtype)], 1
+        )
+    return _DPLRStateMap(
+        A.diagonal, jnp.concatenate([sys.C1.T, V], axis=1), W_first, W_last @ Q, U.T
+    )
 
 
 class _Recurrence(eqx.Module):
     """An R2DN's state recurrence with φ's matrices fused into their neighbours:
 
-        z₁ = x G + c_t,   z_{k+1} = σ(z_k) M_k + b_{k+1},   x⁺ = x Aᵀ + σ(z_L) (W_L B1ᵀ) + e_t,
+        z₁ = x C1ᵀW₀ + c_t,   z_{k+1} = σ(z_k) M_k + b_{k+1},   x⁺ = x Aᵀ + σ(z_L) (W_L B1ᵀ) + e_t,
 
-    with ``G = C1ᵀW₀``, and every term that depends on the input alone in the offsets
-    ``c_t, e_t``: per step, one matmul per layer and the state map's.
+    with every term that depends on the input alone in the offsets ``c_t, e_t``: per step, one
+    matmul per hidden layer and the state map's.
     """
 
-    G: Float[Array, "nx q1"]
     mids: tuple[Float[Array, "q q"], ...]
     biases: tuple[Float[Array, " q"], ...]
     state: _AbstractStateMap
     activation: str = eqx.field(static=True)
 
-    def layers(self, x: Float[Array, "N nx"], c: Float[Array, "N q1"]) -> list[Array]:
-        """Pre-activations ``z₁ … z_L`` of φ at one time step."""
+    def hidden(self, z1: Float[Array, "N q1"]) -> list[Array]:
+        """Pre-activations ``z₁ … z_L`` of φ at one time step, from ``z₁``."""
         sigma = get_activation(self.activation)
-        zs = [x @ self.G + c]
+        zs = [z1]
         for M, b in zip(self.mids, self.biases, strict=True):
             zs.append(sigma(zs[-1]) @ M + b)
         return zs
-
-    def next_state(
-        self, x: Float[Array, "N nx"], h: Float[Array, "N qL"], e: Float[Array, "N nx"]
-    ) -> Float[Array, "N nx"]:
-        return self.state(x, h, e)
 
 
 def _simulate_lbdn(
@@ -261,10 +304,9 @@ def _simulate_lbdn(
     W_first, W_last, b_last = phi.weights[0], phi.weights[-1], phi.biases[-1]
     nx, q1 = sys.A.shape[0], W_first.shape[1]
     rec = _Recurrence(
-        G=sys.C1.T @ W_first,
         mids=phi.weights[1:-1],
         biases=phi.biases[1:-1],
-        state=_state_map(sys.A, W_last @ sys.B1.T),
+        state=_state_map(sys, W_first, W_last),
         activation=phi.activation,
     )
     U = jnp.concatenate([sys.B2.T, sys.D12.T @ W_first, sys.D22.T], axis=1)
@@ -280,15 +322,17 @@ def _simulate_lbdn(
 
 def _run(
     rec: _Recurrence, x0: Array, e: Array, c: Array, *, keep_layers: bool
-) -> tuple[Array, tuple[Array, Array | list[Array]]]:
-    """The recurrence over time: ``x_T`` and, per step, ``x_t`` with ``σ(z_L)`` (or all ``z_k``)."""
+) -> tuple[Array, tuple[Array, ...]]:
+    """The recurrence over time: ``x_T`` and, per step, ``x_t`` with ``σ(z_L)`` (or with the
+    state's products ``r_t`` and all ``z_k``, which the derivative rule reads)."""
     sigma = get_activation(rec.activation)
 
     def body(x, inputs):
         e_t, c_t = inputs
-        zs = rec.layers(x, c_t)
+        r = rec.state.read(x)
+        zs = rec.hidden(rec.state.first(r) + c_t)
         h = sigma(zs[-1])
-        return rec.next_state(x, h, e_t), (x, zs if keep_layers else h)
+        return rec.state.update(x, r, h, e_t), ((x, r, zs) if keep_layers else (x, h))
 
     return jax.lax.scan(body, x0, (e, c), unroll=UNROLL)
 
@@ -316,38 +360,40 @@ def _lbdn_scan_jvp(primals, tangents):
     """
     (rec, x0, e, c), (d_rec, dx0, de, dc) = primals, tangents
     sigma = get_activation(rec.activation)
-    xT, (xs, zs) = _run(rec, x0, e, c, keep_layers=True)
+    xT, (xs, rs, zs) = _run(rec, x0, e, c, keep_layers=True)
 
     def tangent_step(dx, inputs):
         fz, fx, slopes = inputs
-        dh = slopes[0] * (dx @ rec.G + fz[0])
+        dr = rec.state.read(dx)
+        dh = slopes[0] * (rec.state.first(dr) + fz[0])
         for M, fz_k, s_k in zip(rec.mids, fz[1:], slopes[1:], strict=True):
             dh = s_k * (dh @ M + fz_k)
-        return rec.next_state(dx, dh, fx), (dx, dh)
+        return rec.state.update(dx, dr, dh, fx), (dx, dh)
 
     @jax.checkpoint
     def block(dx, inputs):
-        xs_b, zs_b, de_b, dc_b = inputs
+        xs_b, rs_b, zs_b, de_b, dc_b = inputs
         hs = [sigma(z) for z in zs_b]
         slopes = [jax.jvp(sigma, (z,), (jnp.ones_like(z),))[1] for z in zs_b]
         # On (steps·N)-row matrices, so that each weight gradient is one plain matrix product.
-        fz = [_rows(xs_b) @ d_rec.G + _rows(dc_b)] + [
+        fz1, fx = rec.state.tangent(
+            d_rec.state, _rows(xs_b), _rows(rs_b), _rows(hs[-1]), _rows(de_b)
+        )
+        fz = [fz1 + _rows(dc_b)] + [
             _rows(h) @ dM + db for h, dM, db in zip(hs[:-1], d_rec.mids, d_rec.biases, strict=True)
         ]
-        fx = rec.state.tangent(d_rec.state, _rows(xs_b), _rows(hs[-1]), _rows(de_b))
         fz, fx = jax.tree.map(lambda f: f.reshape(*xs_b.shape[:2], -1), (fz, fx))
         return jax.lax.scan(tangent_step, dx, (fz, fx, slopes), unroll=UNROLL)
 
     T, N = xs.shape[:2]
     steps = max(1, min(T, BLOCK_ROWS // N))
     whole = T - T % steps
-    blocks = jax.tree.map(
-        lambda a: a[:whole].reshape(whole // steps, steps, *a.shape[1:]), (xs, zs, de, dc)
-    )
+    stored = (xs, rs, zs, de, dc)
+    blocks = jax.tree.map(lambda a: a[:whole].reshape(whole // steps, steps, *a.shape[1:]), stored)
     dx, (dxs, dhs) = jax.lax.scan(block, dx0, blocks)
     dxs, dhs = dxs.reshape(whole, *dxs.shape[2:]), dhs.reshape(whole, *dhs.shape[2:])
     if whole < T:
-        dx, (dxs_rest, dhs_rest) = block(dx, jax.tree.map(lambda a: a[whole:], (xs, zs, de, dc)))
+        dx, (dxs_rest, dhs_rest) = block(dx, jax.tree.map(lambda a: a[whole:], stored))
         dxs, dhs = jnp.concatenate([dxs, dxs_rest]), jnp.concatenate([dhs, dhs_rest])
     return (xT, xs, sigma(zs[-1])), (dx, dxs, dhs)
 

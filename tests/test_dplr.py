@@ -24,6 +24,7 @@ from r2dn.parameterizations.core import (
 from r2dn.parameterizations.dplr import (
     DiagonalPlusLowRank,
     DPLRFree,
+    LowRank,
     dense_certificate,
     dense_free,
     dplr_core,
@@ -83,7 +84,7 @@ class Problem(eqx.Module):
         zeros = lambda n: jnp.zeros(n)  # noqa: E731
         return ExplicitSystem(
             A=core.A.dense() if A_dense else core.A,
-            B1=core.B1,
+            B1=core.B1.dense() if A_dense else core.B1,
             B2=B2,
             C1=self.C1,
             C2=C2,
@@ -167,8 +168,9 @@ def test_the_structured_core_is_the_dense_core_of_the_densified_parameters(
     core, dense = both_cores(prob.free, prob.B1, prob.B2, prob.C1, prob.io(), X, Y, alpha_bar)
     for name in ("A", "E", "Pcal"):
         assert relative_error(getattr(core, name).dense(), getattr(dense, name)) < 1e-9, name
-    for name in ("B1", "B2"):
-        assert relative_error(getattr(core, name), getattr(dense, name)) < 1e-9, name
+    assert jnp.array_equal(core.B1.U, core.A.U)  # B1 = U Qᵀ on A's U: one product per step
+    for name, value in (("B1", core.B1.dense()), ("B2", core.B2)):
+        assert relative_error(value, getattr(dense, name)) < 1e-9, name
 
 
 def test_the_rank_of_A_is_that_of_E_low_rank_part():
@@ -296,6 +298,21 @@ def test_structured_simulation_and_its_gradient_equal_the_dense_ones(kind, fused
     sys, sys_dense = prob.system(False, phi), prob.system(True, phi)
     for a, b in zip(step(sys, x0, u[:, 0]), step(sys_dense, x0, u[:, 0]), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_a_B1_off_A_s_factor_simulates_as_the_one_on_it():
+    """The fused step folds ``B1 = U Qᵀ`` into A's ``U`` only when it is A's own factor; any
+    other ``B1`` (a copy of the factor, or a dense array) widens the factors, same results."""
+    prob = problem(5, 9, 2, 2, 3, 2, 2, "contracting", 0.9)
+    phi = LBDN(3, (5, 4), 3, key=jax.random.key(3), dtype=jnp.float64).explicit()
+    x0, u = jnp.ones((2, 9)), jax.random.normal(jax.random.key(4), (2, 7, 2))
+    sys = prob.system(phi=phi)
+    assert sys.B1.U is sys.A.U
+    on_A = simulate(sys, x0, u)
+    for B1 in (LowRank(sys.B1.U + 0.0, sys.B1.V), sys.B1.dense()):
+        other = simulate(eqx.tree_at(lambda s: s.B1, sys, B1), x0, u)
+        for a, b in zip(other, on_A, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
 def test_structured_simulation_compiles_and_runs_in_float32():

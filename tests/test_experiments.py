@@ -113,6 +113,35 @@ def test_report_fits_the_log_log_slope():
     assert fitted == pytest.approx(0.5) and error == pytest.approx(0, abs=1e-9)
 
 
+def test_f16_options_choose_the_lti_part_rank_and_state_size(f16_root, tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(f16, "run", lambda name, seed, s, data, out: seen.append(s) or out)
+    options = ["--lti", "dplr", "--rank", "2", "--nx", "5", "--test-steps", "50"]
+    f16.main(["--tiny", "--models", "r2dn", *options, "--out", str(tmp_path)]
+             + ["--f16-root", str(f16_root)])  # fmt: skip
+    (s,) = seen
+    assert (s.lti, s.rank, s.nx, s.test_steps, s.train_steps) == ("dplr", 2, 5, 50, 256)
+    model = f16.spec("r2dn", s).build(jax.random.key(0))
+    assert model.lti.free.U1.shape == (2, 5)  # a DPLR part of rank 2 over 5 states
+
+
+def test_the_structured_table_puts_each_lti_part_and_size_beside_the_first():
+    """One row per run set, the dense part first; seconds per epoch are the median of epochs
+    2..N (epoch 1 compiles)."""
+
+    def run(run_set, lti, rank, nx, seconds, nrmse):
+        settings = dict(lti=lti, rank=rank, nx=nx)
+        epochs = [60.0, seconds, 99.0, seconds]
+        return dict(run_set=run_set, settings=settings, parameters=10, train_loss=[1.0, 0.5],
+                    epoch_seconds=epochs, test={"value": nrmse})  # fmt: skip
+
+    runs = [run("s/dplr", "dplr", 8, 1024, 5.0, 0.2), run("s/dense", "dense", None, 75, 2.0, 0.3)]
+    rows = report.structured_table(runs).splitlines()[2:]
+    assert rows[0].startswith("| dense | 75 |") and rows[0].endswith("| 2 | 1.00 |")
+    assert rows[1].startswith("| dplr (r = 8) | 1024 |") and rows[1].endswith("| 5 | 2.50 |")
+    assert "| 1 × 2 | 0.3 | 0.5 |" in rows[0]
+
+
 def test_missing_f16_data_says_where_to_point(tmp_path):
     with pytest.raises(SystemExit, match="--f16-root"):
         f16.main(["--tiny", "--out", str(tmp_path), "--f16-root", str(tmp_path / "nowhere")])

@@ -35,6 +35,7 @@ from r2dn.parameterizations.dplr import (
     DiagonalPlusLowRank,
     DPLRCore,
     DPLRFree,
+    LowRank,
     dense_certificate,
     dplr_core,
     long_memory_free,
@@ -69,11 +70,12 @@ class Couplings(NamedTuple):
 class StateSpace(NamedTuple):
     """The explicit state equation ``x⁺ = A x + B1 w + B2 u`` (``B2`` in unit-gain coordinates).
 
-    ``A`` is dense or, for a structured part, a `DiagonalPlusLowRank` (simulation takes both).
+    ``A`` is dense or, for a structured part, a `DiagonalPlusLowRank` with ``B1`` a `LowRank` on
+    its ``U`` (simulation takes both).
     """
 
     A: Float[Array, "nx nx"] | DiagonalPlusLowRank
-    B1: Float[Array, "nx nv"]
+    B1: Float[Array, "nx nv"] | LowRank
     B2: Float[Array, "nx nu"]
 
 

@@ -198,10 +198,11 @@ class R2DN(AbstractRecurrentModel):
         return self.lti.metric(self._couplings(), **self._margins())
 
     def certificate_data(self) -> CertificateData:
-        """The explicit system with ``A`` dense (the checks and the export take matrices)."""
+        """The explicit system with ``A``, ``B1`` dense (the checks and the export take arrays)."""
         system = self.explicit()
         if isinstance(system.A, DiagonalPlusLowRank):
-            system = eqx.tree_at(lambda s: s.A, system, system.A.dense())
+            dense = (system.A.dense(), system.B1.dense())
+            system = eqx.tree_at(lambda s: (s.A, s.B1), system, dense)
         return CertificateData(system, self.certificate())
 
 

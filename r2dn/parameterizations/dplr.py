@@ -84,6 +84,43 @@ class DiagonalPlusLowRank(eqx.Module):
         return jnp.diag(self.diagonal) + self.U @ self.V.T
 
 
+class LowRank(eqx.Module):
+    """The n × m matrix ``U Vᵀ``, kept as its factors: ``x @ M`` costs O((n + m)·k).
+
+    A DPLR core's ``B1`` lies in the column span of its ``A``'s ``U`` (``B1 = U Vᵀ`` with the
+    same ``U``), so that one step's ``A x + B1 w = λ ⊙ x + U (Vᵀ_A x + Vᵀ w)`` needs one
+    product with ``U`` (`r2dn.simulation`).
+
+    >>> import jax.numpy as jnp
+    >>> M = LowRank(jnp.ones((3, 1)), jnp.array([[1.0], [2.0]]))
+    >>> M.shape, (jnp.ones(3) @ M).tolist(), M.dense().tolist()
+    ((3, 2), [3.0, 6.0], [[1.0, 2.0], [1.0, 2.0], [1.0, 2.0]])
+    """
+
+    U: Float[Array, "n k"]
+    V: Float[Array, "m k"]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.U.shape[0], self.V.shape[0]
+
+    @property
+    def dtype(self) -> jnp.dtype:
+        return self.U.dtype
+
+    @property
+    def T(self) -> "LowRank":
+        return LowRank(self.V, self.U)
+
+    def __rmatmul__(self, x: Float[Array, "... n"]) -> Float[Array, "... m"]:
+        """``x @ M = (x U) Vᵀ``."""
+        return (x @ self.U) @ self.V.T
+
+    def dense(self) -> Float[Array, "n m"]:
+        """The matrix itself, for checks."""
+        return self.U @ self.V.T
+
+
 class DPLRFree(NamedTuple):
     """Free parameters of the DPLR state matrices: ``X = [[D₁, D₂], [U₁, U₂]]``, ``p``,
     and the skew part ``Y_aᵀY_b − Y_bᵀY_a`` of ``Y − Yᵀ``."""
@@ -101,7 +138,7 @@ class DPLRCore(NamedTuple):
     """Explicit blocks of a DPLR unit-gain core and its certificate pieces, all structured."""
 
     A: DiagonalPlusLowRank
-    B1: Float[Array, "nx nv"]
+    B1: LowRank
     B2: Float[Array, "nx nu"]
     E: DiagonalPlusLowRank
     Pcal: DiagonalPlusLowRank
@@ -132,20 +169,23 @@ def check_free(free: DPLRFree, nx: int) -> None:
 
 def _coupling_factors(
     B: Float[Array, "nx m"], C: Float[Array, "kc nx"], G: Float[Array, "m kc"] | None
-) -> tuple[Array, Array, Array | None]:
-    """Thin ``(Ĉ, B̂, J)`` with ``K L⁻¹ Kᵀ = [[ĈᵀĈ, ·], [−B̂JĈ, B̂B̂ᵀ]]`` (``J = None``: zero).
+) -> tuple[Array, Array, Array | None, Array]:
+    """Thin ``(Ĉ, B̂, J, T)`` with ``K L⁻¹ Kᵀ = [[ĈᵀĈ, ·], [−B̂JĈ, B̂B̂ᵀ]]`` (``J = None``:
+    zero) and ``B = B̂ T``.
 
     The closed form of `r2dn.parameterizations.core.coupling_gram`, regrouped so that ``𝒫``'s
     coupling has ``m`` columns rather than ``m + kc``.
     """
+    eye_m = jnp.eye(B.shape[1], dtype=B.dtype)
     if G is None:
-        return C, B, None
+        return C, B, None, eye_m
     eye_k = jnp.eye(G.shape[1], dtype=G.dtype)
     Ls = jnp.linalg.cholesky(eye_k - G.T @ G)
     C_hat = jsl.solve_triangular(Ls, C, lower=True)
     G_hat = jsl.solve_triangular(Ls, G.T, lower=True).T
-    Lt = jnp.linalg.cholesky(jnp.eye(G.shape[0], dtype=G.dtype) + G_hat @ G_hat.T)
-    return C_hat, B @ Lt, jsl.solve_triangular(Lt, G_hat, lower=True)
+    Lt = jnp.linalg.cholesky(eye_m + G_hat @ G_hat.T)
+    J = jsl.solve_triangular(Lt, G_hat, lower=True)
+    return C_hat, B @ Lt, J, jsl.solve_triangular(Lt, eye_m, lower=True)
 
 
 def dplr_core(
@@ -162,7 +202,8 @@ def dplr_core(
     """`r2dn.parameterizations.core.unit_gain_core` for DPLR free matrices, in O(nx·k² + k³).
 
     Same arguments and meaning (``io = None``: contracting only); ``A``, ``E`` and ``𝒫`` come
-    back as `DiagonalPlusLowRank`, ``B1 = E⁻¹B̃1`` and ``B2 = E⁻¹B̃2`` by Woodbury. The margin
+    back as `DiagonalPlusLowRank`, ``B2 = E⁻¹B̃2`` by Woodbury and ``B1 = E⁻¹B̃1`` as a
+    `LowRank` on ``A``'s own ``U`` (``B̃1``'s columns are in ``E``'s low-rank span). The margin
     follows ``margin_rule`` as in `r2dn.parameterizations.margin.gram_margin`, from traces of
     thin factors: ``tr(polar) = p²`` and ``tr(K L⁻¹ Kᵀ) = ‖Ĉ‖² + ‖B̂‖²``.
     """
@@ -171,11 +212,11 @@ def dplr_core(
     sigma = free.p / frobenius_dplr(free)
     s, a = sigma**2, alpha_bar
     if io is None:
-        C_hat, B_hat, J = _coupling_factors(B1, C1, None)
+        C_hat, B_hat, J, T = _coupling_factors(B1, C1, None)
     else:
         C2, ft = io
         B = jnp.concatenate([B1, B2], axis=1)
-        C_hat, B_hat, J = _coupling_factors(B, jnp.concatenate([C1, C2], axis=0), ft.G)
+        C_hat, B_hat, J, T = _coupling_factors(B, jnp.concatenate([C1, C2], axis=0), ft.G)
     trace_other = jnp.sum(C_hat**2) + jnp.sum(B_hat**2)
     eps = margin_size(eps, margin_rule, free.p**2 / (2 * d1.shape[0]) + trace_other)
 
@@ -204,11 +245,19 @@ def dplr_core(
         [d1.shape[0]],
         axis=1,
     )
-    B1_, B2_ = jnp.split(B_scaled - U_A @ correction, [B1.shape[1]], axis=1)
+    correction_B1, correction_B2 = jnp.split(correction, [B1.shape[1]], axis=1)
+    # B̃1 = B̂ T[:, :nv] and Λ_E⁻¹B̂ = 2ᾱ·(U_A's B̂ block), so B1 = U_A (2ᾱ·T₁ placed − correction).
+    start = 2 * U1.shape[0] + C_hat.shape[0]
+    in_span = (
+        jnp.zeros_like(correction_B1)
+        .at[start : start + B_hat.shape[1]]
+        .set(2 * a * T[:, : B1.shape[1]])
+    )
+    B2_ = B_scaled[:, B1.shape[1] :] - U_A @ correction_B2
     Pcal_factor = jnp.concatenate([sigma * U2.T, B_hat], axis=1)
     return DPLRCore(
         A=DiagonalPlusLowRank(lam_A, U_A, V_At.T),
-        B1=B1_,
+        B1=LowRank(U_A, (in_span - correction_B1).T),
         B2=B2_,
         E=DiagonalPlusLowRank(lam_E, L_E, R_E),
         Pcal=DiagonalPlusLowRank(s * d2**2 + eps, Pcal_factor, Pcal_factor),

@@ -1,0 +1,214 @@
+"""Expressivity on F-16: how test NRMSE grows with the R2DN's φ depth and state size.
+
+Contracting R2DNs with φ depth ∈ {1, 2, 4, 8} (width 87, nv = 75) × nx ∈ {16, 75, 256} (the
+diagonal-plus-low-rank LTI part, ``lti="dplr"``, from nx = 256 on, where a dense one would
+cost O(nx³) per sequence), beside contracting RENs (nx = 75) with nv ∈ {50, 150, 300}. Data,
+split, initialisation, optimiser and metric are `experiments.f16`'s (train on levels 1, 3, 5,
+7; test by free simulation over levels 2, 4, 6 after a 100-step washout). Each run records its
+test NRMSE, training losses, wall-clock and CPU seconds per epoch, parameter count and the
+`check_lmi` certificate of the trained model.
+
+**The study's protocol is shorter than the paper's** (70 epochs of 288 segments, 20,160 Adam
+steps, per run: about 7 CPU-hours per model on this project's 2-core machine for the grid's
+mid-size models, far beyond the study's hour). Each F-16 record is 9 periods of one 8,192-step
+multisine (the input repeats to within 0.3 % from the second period on), so its first two
+periods (16,384 steps, 64 segments) already hold every excited frequency at every amplitude
+level; the other seven repeat them. The study trains on those two periods for 30 epochs
+(1,920 Adam steps; lr 1e-3, ×0.1 after epoch 15) and tests on the whole validation records.
+The models are therefore compared early in training, where the paper's compare converged
+ones: a grid point's NRMSE is what that model reaches in a fixed, short budget.
+
+    python -m experiments.expressivity --study --out docs/results/expressivity   # ~40 CPU-min
+    python -m experiments.expressivity --quick --out runs/expressivity            # seconds
+    python -m experiments.expressivity --out runs/expressivity    # the paper's protocol
+
+``--depths``, ``--nx`` and ``--ren-nv`` run part of the grid (e.g. more seeds on some points).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from experiments import common, f16
+from r2dn.registry import ModelSpec
+from r2dn.training import EpochReport
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The grid and the training protocol (``None`` steps = the whole records)."""
+
+    epochs: int
+    seeds: tuple[int, ...]
+    depths: tuple[int, ...] = (1, 2, 4, 8)
+    nx: tuple[int, ...] = (16, 75, 256)
+    ren_nv: tuple[int, ...] = (50, 150, 300)
+    width: int = 87
+    r2dn_nv: int = 75
+    ren_nx: int = 75
+    dplr_from: int = 256  # nx from which the R2DN's LTI part is diagonal plus low rank
+    rank: int = 16
+    segment_length: int = 256
+    train_steps: int | None = None
+    test_steps: int | None = None
+    lr: float = 1e-3
+    decay_every: int = 20
+
+
+PRESETS = {
+    "paper": Settings(epochs=70, seeds=(0, 1, 2)),
+    "study": Settings(epochs=30, seeds=(0, 1, 2), train_steps=2 * 8_192, decay_every=15),
+    "quick": Settings(
+        epochs=2,
+        seeds=(0,),
+        depths=(1, 2),
+        nx=(3, 8),
+        ren_nv=(4,),
+        width=8,
+        r2dn_nv=4,
+        ren_nx=3,
+        dplr_from=8,
+        rank=2,
+        segment_length=64,
+        train_steps=256,
+        test_steps=200,
+    ),
+}
+PRESETS["tiny"] = PRESETS["quick"]  # the quick run already takes seconds
+
+
+@dataclass(frozen=True)
+class Point:
+    """One model of the grid: a family and its sizes."""
+
+    family: str  # "r2dn" or "ren"
+    nx: int
+    nv: int
+    depth: int | None = None  # of φ, for an R2DN
+
+    @property
+    def name(self) -> str:
+        if self.family == "ren":
+            return f"ren-nv{self.nv}"
+        return f"r2dn-d{self.depth}-nx{self.nx}"
+
+
+def grid(family: str, s: Settings) -> list[Point]:
+    """The R2DNs (depth × nx) or the RENs (nv) of the study."""
+    if family == "ren":
+        return [Point("ren", s.ren_nx, nv) for nv in s.ren_nv]
+    return [Point("r2dn", nx, s.r2dn_nv, depth) for nx in s.nx for depth in s.depths]
+
+
+def spec(point: Point, s: Settings) -> ModelSpec:
+    """`experiments.f16`'s contracting model (relu, long memory) at ``point``'s sizes."""
+    sizes = dict(nu=2, nx=point.nx, nv=point.nv, ny=3, init="long_memory", activation="relu")
+    if point.family == "ren":
+        return ModelSpec("contracting-ren", sizes)
+    lti = dict(lti="dplr", rank=s.rank) if point.nx >= s.dplr_from else dict(lti="dense")
+    return ModelSpec("contracting-r2dn", sizes | lti | dict(hidden=(s.width,) * point.depth))
+
+
+class CPUClock:
+    """A `fit` callback: the process's CPU seconds of each epoch (robust to a busy machine)."""
+
+    def __init__(self) -> None:
+        self.last = time.process_time()
+        self.seconds: list[float] = []
+
+    def __call__(self, report: EpochReport) -> None:
+        now = time.process_time()
+        self.seconds.append(now - self.last)
+        self.last = now
+
+
+def run(point: Point, seed: int, s: Settings, data, out: Path) -> Path:
+    clock = CPUClock()
+    trial = f16.fit_and_test(
+        spec(point, s), f16.train_config(s, seed), data, callbacks=[clock], progress=False
+    )
+    history = trial.result.state.history
+    path = common.write_result(
+        out,
+        "expressivity",
+        point.name,
+        seed,
+        model=trial.result.trained.model,
+        settings=s,
+        train_loss=history["train"],
+        epoch_seconds=history["seconds"],
+        test={"metric": "nrmse", "value": trial.nrmse},
+        extra={
+            "family": point.family,
+            "depth": point.depth,
+            "nx": point.nx,
+            "nv": point.nv,
+            "lti": spec(point, s).kwargs.get("lti"),
+            "cpu_epoch_seconds": clock.seconds,
+            "cpu_seconds_per_epoch": common.seconds_per_epoch(clock.seconds),
+        },
+    )
+    print(
+        f"{point.name} seed {seed}: NRMSE {trial.nrmse:.4f}, loss {history['train'][-1]:.4g}, "
+        f"{common.seconds_per_epoch(clock.seconds):.3g} CPU s/epoch → {path}",
+        flush=True,
+    )
+    return path
+
+
+def _sizes(text: str | tuple[int, ...] | None) -> tuple[int, ...] | None:
+    """``"1,2,4"`` → (1, 2, 4): positive integers."""
+    if text is None or isinstance(text, tuple):
+        return text
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise typer.BadParameter(f"expected positive integers like '1,2,4'; got {text!r}")
+    return sizes
+
+
+def _sizes_option(help: str) -> tuple[Any, None]:
+    return Annotated[str | None, typer.Option(parser=_sizes, help=help)], None
+
+
+def settings(args: Any) -> Settings:
+    """The preset the flags name (``--study``, ``--quick``, else the paper's), overridden by
+    ``--epochs``, ``--seeds``, ``--depths``, ``--nx`` and ``--ren-nv``."""
+    if args.study and (args.quick or args.tiny):
+        raise SystemExit("--study excludes --quick and --tiny; choose one")
+    presets = PRESETS | ({"paper": PRESETS["study"]} if args.study else {})
+    s = common.protocol(args, presets)
+    grid_options = {"depths": args.depths, "nx": args.nx, "ren_nv": args.ren_nv}
+    return dataclasses.replace(s, **{k: v for k, v in grid_options.items() if v is not None})
+
+
+def main(argv: list[str] | None = None) -> list[Path]:
+    study = Annotated[bool, typer.Option(help="the shortened protocol of the study (docstring)")]
+    root = Annotated[Path, typer.Option(help="folder of the F-16 CSVs")]
+    args = common.parse_options(
+        argv,
+        __doc__.splitlines()[0],
+        study=(study, False),
+        depths=_sizes_option("φ depths of the R2DNs (default: the preset's)"),
+        nx=_sizes_option("state sizes of the R2DNs (default: the preset's)"),
+        ren_nv=_sizes_option("nv of the RENs (default: the preset's)"),
+        f16_root=(root, f16.DEFAULT_ROOT),
+    )
+    s = settings(args)
+    train, test, normalizer = f16.load(args.f16_root)
+    data = (f16.head(train, s.train_steps), f16.head(test, s.test_steps), normalizer)
+    points = [point for family in args.models for point in grid(family, s)]
+    # Seeds innermost: one compilation per model serves all its seeds.
+    return [run(point, seed, s, data, args.out) for point in points for seed in s.seeds]
+
+
+if __name__ == "__main__":
+    main()

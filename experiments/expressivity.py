@@ -33,7 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
+from matplotlib.figure import Figure
 
 from experiments import common, f16
 from r2dn.registry import ModelSpec
@@ -160,6 +162,162 @@ def run(point: Point, seed: int, s: Settings, data, out: Path) -> Path:
         flush=True,
     )
     return path
+
+
+# Report ------------------------------------------------------------------------------------
+
+TITLE = "5. Expressivity against φ depth and state size (F-16)"
+COLOURS = {16: "tab:green", 75: "tab:orange", 256: "tab:red"}
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One grid point's runs, summarised over its seeds."""
+
+    point: Point
+    lti: str | None
+    parameters: int
+    nrmse: np.ndarray  # one per seed
+    loss: np.ndarray  # final training loss, one per seed
+    seconds: float  # wall-clock s/epoch, mean over seeds
+    cpu_seconds: float  # CPU s/epoch, mean over seeds
+    epochs: int
+    holds: bool  # every seed's certificate
+
+
+def summarise(results: list[dict[str, Any]]) -> list[Summary]:
+    """The runs grouped by grid point: RENs by nv, then R2DNs by nx and depth."""
+    groups: dict[Point, list[dict[str, Any]]] = {}
+    for r in results:
+        point = Point(r["family"], r["nx"], r["nv"], r["depth"])
+        groups.setdefault(point, []).append(r)
+    order = lambda p: (p.family != "ren", p.nx if p.family == "r2dn" else 0, p.depth or 0, p.nv)  # noqa: E731
+    return [
+        Summary(
+            point=point,
+            lti=runs[0]["lti"],
+            parameters=runs[0]["parameters"],
+            nrmse=np.array([r["test"]["value"] for r in runs]),
+            loss=np.array([r["train_loss"][-1] for r in runs]),
+            seconds=float(np.mean([r["seconds_per_epoch"] for r in runs])),
+            cpu_seconds=float(np.mean([r["cpu_seconds_per_epoch"] for r in runs])),
+            epochs=len(runs[0]["train_loss"]),
+            holds=all(r["certificate"]["holds"] for r in runs),
+        )
+        for point, runs in sorted(groups.items(), key=lambda item: order(item[0]))
+    ]
+
+
+def _mean_std(values: np.ndarray, fmt: str = ".3f") -> str:
+    if len(values) == 1:
+        return f"{values[0]:{fmt}}"
+    return f"{values.mean():{fmt}} ± {values.std():{fmt}}"
+
+
+def table(summaries: list[Summary]) -> str:
+    """One row per grid point: sizes, parameters, seeds, NRMSE, loss, seconds, certificate."""
+    rows = [
+        "| model | φ depth | nx (LTI part) | nv | parameters | seeds × epochs | test NRMSE "
+        "| final training loss | CPU s/epoch | wall s/epoch | certificates |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m in summaries:
+        p = m.point
+        rows.append(
+            f"| {p.family.upper()} | {p.depth or '—'} | {p.nx}"
+            f"{f' ({m.lti})' if m.lti else ''} | {p.nv} | {m.parameters:,} | "
+            f"{len(m.nrmse)} × {m.epochs} | {_mean_std(m.nrmse)} | {_mean_std(m.loss, '.3g')} | "
+            f"{m.cpu_seconds:.3g} | {m.seconds:.3g} | {'all pass' if m.holds else '**FAIL**'} |"
+        )
+    return "\n".join(rows)
+
+
+def heatmap(summaries: list[Summary], path: Path) -> Path:
+    """Mean test NRMSE of the R2DNs over φ depth (rows) × nx (columns), with the spread."""
+    r2dn = [m for m in summaries if m.point.family == "r2dn"]
+    depths = sorted({m.point.depth for m in r2dn})
+    sizes = sorted({m.point.nx for m in r2dn})
+    values = np.full((len(depths), len(sizes)), np.nan)
+    fig = Figure(figsize=(6.5, 4.8), layout="constrained")
+    ax = fig.subplots()
+    for m in r2dn:
+        i, j = depths.index(m.point.depth), sizes.index(m.point.nx)
+        values[i, j] = m.nrmse.mean()
+        spread = f"\n± {m.nrmse.std():.3f}" if len(m.nrmse) > 1 else "\n(1 seed)"
+        ax.text(j, i, f"{m.nrmse.mean():.3f}{spread}", ha="center", va="center", fontsize=10,
+                color="white" if m.nrmse.mean() > np.nanmean(values) else "black")  # fmt: skip
+    image = ax.imshow(values, cmap="viridis", aspect="auto")
+    lti = {m.point.nx: m.lti for m in r2dn}
+    ax.set_xticks(range(len(sizes)), [f"{n} ({lti[n]})" for n in sizes])
+    ax.set_yticks(range(len(depths)), [str(d) for d in depths])
+    ax.set(xlabel="nx (LTI part)", ylabel="φ depth (width 87)")
+    fig.colorbar(image, ax=ax, label="test NRMSE (mean over seeds; lower is better)")
+    fig.suptitle("R2DN test NRMSE on F-16 over φ depth × state size")
+    return _save(fig, path)
+
+
+def cost_figure(summaries: list[Summary], path: Path) -> Path:
+    """Test NRMSE against CPU seconds per epoch: R2DN lines over depth, REN's over nv."""
+    fig = Figure(figsize=(8, 5), layout="constrained")
+    ax = fig.subplots()
+    lines: dict[tuple[str, int], list[Summary]] = {}
+    for m in summaries:
+        key = ("ren", 0) if m.point.family == "ren" else ("r2dn", m.point.nx)
+        lines.setdefault(key, []).append(m)
+    for (family, nx), points in lines.items():
+        x = [m.cpu_seconds for m in points]
+        y = [m.nrmse.mean() for m in points]
+        err = [m.nrmse.std() for m in points]
+        if family == "ren":
+            style = dict(color="tab:blue", marker="s", label="REN, nx = 75, nv = 50 / 150 / 300")
+            labels = [f"nv {m.point.nv}" for m in points]
+        else:
+            label = f"R2DN, nx = {nx} ({points[0].lti}), depth 1 → 8"
+            style = dict(color=COLOURS.get(nx, "tab:gray"), marker="o", label=label)
+            labels = [f"d{m.point.depth}" for m in points]
+        ax.errorbar(x, y, yerr=err, capsize=3, **style)
+        for xi, yi, text in zip(x, y, labels, strict=True):
+            ax.annotate(text, (xi, yi), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set(xlabel="CPU seconds per training epoch (mean over epochs 2..N and seeds)",
+           ylabel="test NRMSE (mean ± std over seeds)")  # fmt: skip
+    ax.grid(which="both", alpha=0.3)
+    ax.legend()
+    fig.suptitle("F-16: accuracy against training cost")
+    return _save(fig, path)
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def section(results: list[dict[str, Any]], figures: Path, doc: Path) -> list[str]:
+    """The report's section: notes, settings, table and figures of every expressivity run."""
+    runs = [r for r in results if r["experiment"] == "expressivity"]
+    lines = ["", f"## {TITLE}", ""]
+    if not runs:
+        return [*lines, "Not run."]
+    summaries = summarise(runs)
+    notes = figures / "expressivity" / "notes.md"
+    if notes.is_file():
+        lines += [notes.read_text().strip(), ""]
+    grid_fields = {"seeds", "depths", "nx", "ren_nv"}  # shown by the table
+    settings = sorted(
+        {
+            common.to_json({k: v for k, v in r["settings"].items() if k not in grid_fields})
+            for r in runs
+        }  # fmt: skip
+    )
+    lines += ["Protocol of the runs (`Settings`; the grid is in the table):", ""]
+    lines += [f"```json\n{text.strip()}\n```" for text in settings]
+    images = [
+        heatmap(summaries, figures / "expressivity_heatmap.png"),
+        cost_figure(summaries, figures / "expressivity_cost.png"),
+    ]
+    lines += ["", table(summaries), ""]
+    return [*lines, *(f"![{p.stem}]({p.relative_to(doc.parent)})" for p in images)]
 
 
 def _sizes(text: str | tuple[int, ...] | None) -> tuple[int, ...] | None:

@@ -19,7 +19,7 @@ import numpy as np
 import typer
 from matplotlib.figure import Figure
 
-from experiments import common, f16, pde_observer, scaling, youla
+from experiments import common, expressivity, f16, pde_observer, scaling, youla
 
 TITLES = {
     "f16": "1. System identification: F-16 ground vibration test",
@@ -414,6 +414,7 @@ def render(results: list[dict[str, Any]], figures: Path, doc: Path, notes: str) 
             name = run_set.replace("/", "_")
             name = name if name.startswith(experiment) else f"{experiment}_{name}"
             parts += section(experiment, runs, figures / name, doc)
+    parts += expressivity.section(results, figures, doc)
     parts += [
         "",
         "## Certificates of every trained model",

@@ -22,7 +22,8 @@ ones: a grid point's NRMSE is what that model reaches in a fixed, short budget.
     python -m experiments.expressivity --quick --out runs/expressivity            # seconds
     python -m experiments.expressivity --out runs/expressivity    # the paper's protocol
 
-``--depths``, ``--nx`` and ``--ren-nv`` run part of the grid (e.g. more seeds on some points).
+``--depths``, ``--nx`` and ``--ren-nv`` run part of the grid (e.g. more seeds on some points);
+``--epochs`` with ``--decay-every`` trains some points longer on the same schedule's shape.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 from matplotlib.figure import Figure
+from matplotlib.ticker import ScalarFormatter
 
 from experiments import common, f16
 from r2dn.registry import ModelSpec
@@ -241,12 +243,15 @@ def heatmap(summaries: list[Summary], path: Path) -> Path:
     fig = Figure(figsize=(6.5, 4.8), layout="constrained")
     ax = fig.subplots()
     for m in r2dn:
-        i, j = depths.index(m.point.depth), sizes.index(m.point.nx)
-        values[i, j] = m.nrmse.mean()
-        spread = f"\n± {m.nrmse.std():.3f}" if len(m.nrmse) > 1 else "\n(1 seed)"
-        ax.text(j, i, f"{m.nrmse.mean():.3f}{spread}", ha="center", va="center", fontsize=10,
-                color="white" if m.nrmse.mean() > np.nanmean(values) else "black")  # fmt: skip
+        values[depths.index(m.point.depth), sizes.index(m.point.nx)] = m.nrmse.mean()
     image = ax.imshow(values, cmap="viridis", aspect="auto")
+    middle = (np.nanmin(values) + np.nanmax(values)) / 2
+    for m in r2dn:
+        i, j = depths.index(m.point.depth), sizes.index(m.point.nx)
+        n = len(m.nrmse)
+        spread = f"± {m.nrmse.std():.3f} ({n} seeds)" if n > 1 else "(1 seed)"
+        colour = "white" if values[i, j] < middle else "black"
+        ax.text(j, i, f"{m.nrmse.mean():.3f}\n{spread}", ha="center", va="center", color=colour)
     lti = {m.point.nx: m.lti for m in r2dn}
     ax.set_xticks(range(len(sizes)), [f"{n} ({lti[n]})" for n in sizes])
     ax.set_yticks(range(len(depths)), [str(d) for d in depths])
@@ -279,6 +284,8 @@ def cost_figure(summaries: list[Summary], path: Path) -> Path:
         for xi, yi, text in zip(x, y, labels, strict=True):
             ax.annotate(text, (xi, yi), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(ScalarFormatter())
     ax.set(xlabel="CPU seconds per training epoch (mean over epochs 2..N and seeds)",
            ylabel="test NRMSE (mean ± std over seeds)")  # fmt: skip
     ax.grid(which="both", alpha=0.3)
@@ -294,15 +301,25 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 def section(results: list[dict[str, Any]], figures: Path, doc: Path) -> list[str]:
-    """The report's section: notes, settings, table and figures of every expressivity run."""
+    """The report's section: notes, then per folder of runs its protocol, table and figures."""
     runs = [r for r in results if r["experiment"] == "expressivity"]
     lines = ["", f"## {TITLE}", ""]
     if not runs:
         return [*lines, "Not run."]
-    summaries = summarise(runs)
     notes = figures / "expressivity" / "notes.md"
     if notes.is_file():
         lines += [notes.read_text().strip(), ""]
+    rel = figures.relative_to(doc.parent)
+    for run_set in sorted({r["run_set"] for r in runs}):
+        chosen = [r for r in runs if r["run_set"] == run_set]
+        lines += [f"### Runs in `{rel}/{run_set}/`", ""]
+        lines += run_set_section(chosen, figures / run_set.replace("/", "_"), doc)
+    return lines
+
+
+def run_set_section(runs: list[dict[str, Any]], stem: Path, doc: Path) -> list[str]:
+    """Protocol, table, heat-map (``<stem>_heatmap.png``) and cost figure of one set of runs."""
+    summaries = summarise(runs)
     grid_fields = {"seeds", "depths", "nx", "ren_nv"}  # shown by the table
     settings = sorted(
         {
@@ -310,14 +327,14 @@ def section(results: list[dict[str, Any]], figures: Path, doc: Path) -> list[str
             for r in runs
         }  # fmt: skip
     )
-    lines += ["Protocol of the runs (`Settings`; the grid is in the table):", ""]
+    lines = ["Protocol (`Settings`; the grid is in the table):", ""]
     lines += [f"```json\n{text.strip()}\n```" for text in settings]
     images = [
-        heatmap(summaries, figures / "expressivity_heatmap.png"),
-        cost_figure(summaries, figures / "expressivity_cost.png"),
+        heatmap(summaries, stem.with_name(f"{stem.name}_heatmap.png")),
+        cost_figure(summaries, stem.with_name(f"{stem.name}_cost.png")),
     ]
     lines += ["", table(summaries), ""]
-    return [*lines, *(f"![{p.stem}]({p.relative_to(doc.parent)})" for p in images)]
+    return [*lines, *(f"![{p.stem}]({p.relative_to(doc.parent)})" for p in images), ""]
 
 
 def _sizes(text: str | tuple[int, ...] | None) -> tuple[int, ...] | None:
@@ -339,18 +356,22 @@ def _sizes_option(help: str) -> tuple[Any, None]:
 
 def settings(args: Any) -> Settings:
     """The preset the flags name (``--study``, ``--quick``, else the paper's), overridden by
-    ``--epochs``, ``--seeds``, ``--depths``, ``--nx`` and ``--ren-nv``."""
+    ``--epochs``, ``--seeds``, ``--depths``, ``--nx``, ``--ren-nv`` and ``--decay-every``."""
     if args.study and (args.quick or args.tiny):
         raise SystemExit("--study excludes --quick and --tiny; choose one")
     presets = PRESETS | ({"paper": PRESETS["study"]} if args.study else {})
     s = common.protocol(args, presets)
     grid_options = {"depths": args.depths, "nx": args.nx, "ren_nv": args.ren_nv}
+    grid_options["decay_every"] = args.decay_every
     return dataclasses.replace(s, **{k: v for k, v in grid_options.items() if v is not None})
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
     study = Annotated[bool, typer.Option(help="the shortened protocol of the study (docstring)")]
     root = Annotated[Path, typer.Option(help="folder of the F-16 CSVs")]
+    decay = Annotated[
+        int | None, typer.Option(min=1, help="epochs between ×0.1 steps of the learning rate")
+    ]
     args = common.parse_options(
         argv,
         __doc__.splitlines()[0],
@@ -358,6 +379,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
         depths=_sizes_option("φ depths of the R2DNs (default: the preset's)"),
         nx=_sizes_option("state sizes of the R2DNs (default: the preset's)"),
         ren_nv=_sizes_option("nv of the RENs (default: the preset's)"),
+        decay_every=(decay, None),
         f16_root=(root, f16.DEFAULT_ROOT),
     )
     s = settings(args)

@@ -23,7 +23,8 @@ ones: a grid point's NRMSE is what that model reaches in a fixed, short budget.
     python -m experiments.expressivity --out runs/expressivity    # the paper's protocol
 
 ``--depths``, ``--nx`` and ``--ren-nv`` run part of the grid (e.g. more seeds on some points);
-``--epochs`` with ``--decay-every`` trains some points longer on the same schedule's shape.
+``--epochs`` with ``--decay-every`` trains some points longer on the same schedule's shape;
+``--dplr-from`` moves the size from which the R2DN's LTI part is diagonal plus low rank.
 """
 
 from __future__ import annotations
@@ -189,10 +190,10 @@ class Summary:
 
 def summarise(results: list[dict[str, Any]]) -> list[Summary]:
     """The runs grouped by grid point: RENs by nv, then R2DNs by nx and depth."""
-    groups: dict[Point, list[dict[str, Any]]] = {}
+    groups: dict[tuple[Point, str | None], list[dict[str, Any]]] = {}
     for r in results:
         point = Point(r["family"], r["nx"], r["nv"], r["depth"])
-        groups.setdefault(point, []).append(r)
+        groups.setdefault((point, r["lti"]), []).append(r)
     order = lambda p: (p.family != "ren", p.nx if p.family == "r2dn" else 0, p.depth or 0, p.nv)  # noqa: E731
     return [
         Summary(
@@ -206,7 +207,7 @@ def summarise(results: list[dict[str, Any]]) -> list[Summary]:
             epochs=len(runs[0]["train_loss"]),
             holds=all(r["certificate"]["holds"] for r in runs),
         )
-        for point, runs in sorted(groups.items(), key=lambda item: order(item[0]))
+        for (point, _), runs in sorted(groups.items(), key=lambda item: order(item[0][0]))
     ]
 
 
@@ -356,19 +357,23 @@ def _sizes_option(help: str) -> tuple[Any, None]:
 
 def settings(args: Any) -> Settings:
     """The preset the flags name (``--study``, ``--quick``, else the paper's), overridden by
-    ``--epochs``, ``--seeds``, ``--depths``, ``--nx``, ``--ren-nv`` and ``--decay-every``."""
+    ``--epochs``, ``--seeds``, ``--depths``, ``--nx``, ``--ren-nv``, ``--decay-every`` and
+    ``--dplr-from``."""
     if args.study and (args.quick or args.tiny):
         raise SystemExit("--study excludes --quick and --tiny; choose one")
     presets = PRESETS | ({"paper": PRESETS["study"]} if args.study else {})
     s = common.protocol(args, presets)
     grid_options = {"depths": args.depths, "nx": args.nx, "ren_nv": args.ren_nv}
-    grid_options["decay_every"] = args.decay_every
+    grid_options |= {"decay_every": args.decay_every, "dplr_from": args.dplr_from}
     return dataclasses.replace(s, **{k: v for k, v in grid_options.items() if v is not None})
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
     study = Annotated[bool, typer.Option(help="the shortened protocol of the study (docstring)")]
     root = Annotated[Path, typer.Option(help="folder of the F-16 CSVs")]
+    dplr_from = Annotated[
+        int | None, typer.Option(min=1, help="R2DNs of this nx or more take the DPLR LTI part")
+    ]
     decay = Annotated[
         int | None, typer.Option(min=1, help="epochs between ×0.1 steps of the learning rate")
     ]
@@ -380,6 +385,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
         nx=_sizes_option("state sizes of the R2DNs (default: the preset's)"),
         ren_nv=_sizes_option("nv of the RENs (default: the preset's)"),
         decay_every=(decay, None),
+        dplr_from=(dplr_from, None),
         f16_root=(root, f16.DEFAULT_ROOT),
     )
     s = settings(args)

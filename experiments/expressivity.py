@@ -275,10 +275,13 @@ def cost_figure(summaries: list[Summary], path: Path) -> Path:
         y = [m.nrmse.mean() for m in points]
         err = [m.nrmse.std() for m in points]
         if family == "ren":
-            style = dict(color="tab:blue", marker="s", label="REN, nx = 75, nv = 50 / 150 / 300")
+            nvs = " / ".join(str(m.point.nv) for m in points)
+            label = f"REN, nx = {points[0].point.nx}, nv = {nvs}"
+            style = dict(color="tab:blue", marker="s", label=label)
             labels = [f"nv {m.point.nv}" for m in points]
         else:
-            label = f"R2DN, nx = {nx} ({points[0].lti}), depth 1 → 8"
+            depths = " / ".join(str(m.point.depth) for m in points)
+            label = f"R2DN, nx = {nx} ({points[0].lti}), φ depth {depths}"
             style = dict(color=COLOURS.get(nx, "tab:gray"), marker="o", label=label)
             labels = [f"d{m.point.depth}" for m in points]
         ax.errorbar(x, y, yerr=err, capsize=3, **style)

@@ -8,18 +8,19 @@ split, initialisation, optimiser and metric are `experiments.f16`'s (train on le
 test NRMSE, training losses, wall-clock and CPU seconds per epoch, parameter count and the
 `check_lmi` certificate of the trained model.
 
-**The study's protocol is shorter than the paper's** (70 epochs of 288 segments, 20,160 Adam
-steps, per run: about 7 CPU-hours per model on this project's 2-core machine for the grid's
-mid-size models, far beyond the study's hour). Each F-16 record is 9 periods of one 8,192-step
-multisine (the input repeats to within 0.3 % from the second period on), so its first two
-periods (16,384 steps, 64 segments) already hold every excited frequency at every amplitude
-level; the other seven repeat them. The study trains on those two periods for 30 epochs
-(1,920 Adam steps; lr 1e-3, ×0.1 after epoch 15) and tests on the whole validation records.
-The models are therefore compared early in training, where the paper's compare converged
-ones: a grid point's NRMSE is what that model reaches in a fixed, short budget.
+**The study's protocol is shorter than the paper's** (70 epochs of 288 segments: 20,160 Adam
+steps per model; at the CPU cost per segment measured on this project's busy 2-core machine,
+about 2.7 CPU-hours per seed of the grid, 8 for three seeds, against the study's one CPU-hour).
+Each F-16 record is 9 periods of one 8,192-step multisine (the input repeats to within 0.3 %
+from the second period on), so its first two periods (16,384 steps, 64 segments) already hold
+every excited frequency at every amplitude level; the other seven repeat them. The study trains
+on those two periods for 30 epochs (1,920 Adam steps; lr 1e-3, ×0.1 after epoch 15) and tests on
+the whole validation records. The models are therefore compared early in training, where the
+paper compares converged ones: a grid point's NRMSE is what that model reaches in a fixed,
+short budget (``docs/results.md`` also has some points trained four times longer).
 
-    python -m experiments.expressivity --study --out docs/results/expressivity   # ~40 CPU-min
-    python -m experiments.expressivity --quick --out runs/expressivity            # seconds
+    python -m experiments.expressivity --study --out docs/results/expressivity   # ~50 CPU-min
+    python -m experiments.expressivity --quick --out runs/expressivity   # tiny: ~1 CPU-min
     python -m experiments.expressivity --out runs/expressivity    # the paper's protocol
 
 ``--depths``, ``--nx`` and ``--ren-nv`` run part of the grid (e.g. more seeds on some points);

@@ -39,7 +39,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 from matplotlib.figure import Figure
-from matplotlib.ticker import ScalarFormatter
+from matplotlib.ticker import NullFormatter
 
 from experiments import common, f16
 from r2dn.registry import ModelSpec
@@ -289,8 +289,12 @@ def cost_figure(summaries: list[Summary], path: Path) -> Path:
         for xi, yi, text in zip(x, y, labels, strict=True):
             ax.annotate(text, (xi, yi), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(ScalarFormatter())
-    ax.xaxis.set_minor_formatter(ScalarFormatter())
+    seconds = [m.cpu_seconds for m in summaries]
+    ticks = [
+        x for x in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50) if min(seconds) / 2 < x < 2 * max(seconds)
+    ]
+    ax.set_xticks(ticks, [f"{x:g}" for x in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set(xlabel="CPU seconds per training epoch (mean over epochs 2..N and seeds)",
            ylabel="test NRMSE (mean ± std over seeds)")  # fmt: skip
     ax.grid(which="both", alpha=0.3)

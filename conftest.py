@@ -1,8 +1,11 @@
-"""Shared test helpers (tests and doctests): random supply rates and parameter scaling.
+"""Shared test helpers (tests and doctests): random supply rates, parameter scaling, and a
+synthetic copy of the F-16 benchmark files.
 
 The suite runs with 64-bit floats enabled, because certificates are checked in float64;
 tests of float32 behaviour pass ``dtype=jnp.float32`` (the library default) explicitly.
 """
+
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -38,3 +41,21 @@ def scale_parameters(model, scale: float, contraction_scale: float):
         return x * scale if eqx.is_inexact_array(x) else x
 
     return jax.tree.map(scale_leaf, model, is_leaf=is_contraction)
+
+
+# The official F-16 files' names and columns (what the experiments must read); Fs is the
+# sampling rate, given in every row as in the real files.
+F16_FILES = [f"F16Data_FullMSine_Level{k}.csv" for k in (1, 3, 5, 7)] + [
+    f"F16Data_FullMSine_Level{k}_Validation.csv" for k in (2, 4, 6)
+]
+F16_COLUMNS = ("Force", "Voltage", "Acceleration1", "Acceleration2", "Acceleration3", "Fs")
+
+
+def write_f16_files(root: Path, rows: int = 300) -> Path:
+    """The seven F-16 CSVs in ``root``, with the benchmark's columns and random rows."""
+    rng = np.random.default_rng(0)
+    header = ",".join(f'"{c}"' for c in F16_COLUMNS)
+    for name in F16_FILES:
+        values = np.column_stack([rng.normal(size=(rows, 5)), np.full(rows, 400.0)])
+        (root / name).write_text(header + "\n" + "\n".join(",".join(map(str, r)) for r in values))
+    return root

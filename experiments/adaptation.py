@@ -310,7 +310,7 @@ def _number(v: float) -> float | None:
 
 # The section of docs/results.md --------------------------------------------------------------
 
-TITLE = "6. Online adaptation to a drifting system (issue 17)"
+TITLE = "7. Online adaptation to a drifting system (issue 17)"
 NOTES = "adaptation_notes.md"
 COLOURS = {"r2dn": "tab:orange", "rnn": "tab:green", "gru": "tab:purple"}
 LABELS = {"r2dn": "Lipschitz R2DN", "rnn": "plain RNN (R2DN shape)", "gru": "GRU"}

@@ -15,19 +15,20 @@ levels 2, 4, 6 with a 100-step washout (NRMSE over all outputs, normalised units
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
 import typer
 
 from experiments import common
-from r2dn.data import SequenceData, load_f16
+from r2dn.data import Normalizer, SequenceData, load_f16
 from r2dn.metrics import nrmse
 from r2dn.registry import ModelSpec
-from r2dn.training import TrainConfig, fit, full_precision
+from r2dn.training import EpochReport, FitResult, TrainConfig, fit, full_precision
 
 DEFAULT_ROOT = common.REPO.parent / "shared" / "data" / "f16gvt"
 WASHOUT = 100
@@ -87,7 +88,8 @@ def head(data: SequenceData, steps: int | None) -> SequenceData:
     return dataclasses.replace(data, u=data.u[:, :steps], y=data.y[:, :steps])
 
 
-def load(root: Path) -> tuple[SequenceData, SequenceData, object]:
+def load(root: Path) -> tuple[SequenceData, SequenceData, Normalizer]:
+    """The F-16 training and validation records and the level-4 z-score, or a clear error."""
     if not root.is_dir():
         raise SystemExit(
             f"F-16 data folder {root} not found. Pass --f16-root pointing at the folder holding "
@@ -96,9 +98,18 @@ def load(root: Path) -> tuple[SequenceData, SequenceData, object]:
     return load_f16(root)
 
 
-def run(name: str, seed: int, s: Settings, data, out: Path) -> Path:
-    train, test, normalizer = data
-    config = TrainConfig(
+class Trial(NamedTuple):
+    """One model trained and tested by this module's protocol."""
+
+    result: FitResult
+    nrmse: float  # over the three validation records and all outputs, after the washout
+    test: SequenceData  # the validation records, normalised
+    y_hat: np.ndarray  # the free simulation of ``test`` (records, steps, outputs)
+
+
+def train_config(s: Settings, seed: int) -> TrainConfig:
+    """The paper's training settings with the protocol's epochs, segments and learning rate."""
+    return TrainConfig(
         epochs=s.epochs,
         segment_length=s.segment_length,
         lr=s.lr,
@@ -106,31 +117,54 @@ def run(name: str, seed: int, s: Settings, data, out: Path) -> Path:
         washout=WASHOUT,
         seed=seed,
     )
-    result = fit(spec(name, s), train, None, config, normalizer=normalizer)
-    model = result.trained.model
+
+
+def fit_and_test(
+    model: ModelSpec,
+    config: TrainConfig,
+    data: tuple[SequenceData, SequenceData, Normalizer],
+    *,
+    callbacks: Sequence[Callable[[EpochReport], None]] = (),
+    progress: bool = True,
+) -> Trial:
+    """Train ``model`` on the training records, then simulate it freely over the test records.
+
+    ``data`` is ``(train, test, normalizer)`` as `load` returns it (or shortened by `head`).
+    """
+    train, test, normalizer = data
+    result = fit(
+        model, train, None, config, normalizer=normalizer, callbacks=callbacks, progress=progress
+    )
+    trained = result.trained.model
     scaled = normalizer.apply(test)
     with full_precision():
-        _, y_hat = model.simulate(
-            model.initial_state(scaled.batch), jnp.asarray(scaled.u, model.dtype)
+        _, y_hat = trained.simulate(
+            trained.initial_state(scaled.batch), jnp.asarray(scaled.u, trained.dtype)
         )
     y_hat = np.asarray(y_hat)
     error = float(nrmse(scaled.y, y_hat, washout=WASHOUT, per_channel=False))
+    return Trial(result, error, scaled, y_hat)
+
+
+def run(name: str, seed: int, s: Settings, data, out: Path) -> Path:
+    trial = fit_and_test(spec(name, s), train_config(s, seed), data)
+    history = trial.result.state.history
     shown = slice(WASHOUT, WASHOUT + SHOWN)
     return common.write_result(
         out,
         "f16",
         name,
         seed,
-        model=model,
+        model=trial.result.trained.model,
         settings=s,
-        train_loss=result.state.history["train"],
-        epoch_seconds=result.state.history["seconds"],
-        test={"metric": "nrmse", "value": error},
+        train_loss=history["train"],
+        epoch_seconds=history["seconds"],
+        test={"metric": "nrmse", "value": trial.nrmse},
         extra={
             "prediction": {
-                "channel": test.output_names[0],
-                "y": scaled.y[0, shown, 0].tolist(),
-                "y_hat": y_hat[0, shown, 0].tolist(),
+                "channel": trial.test.output_names[0],
+                "y": trial.test.y[0, shown, 0].tolist(),
+                "y_hat": trial.y_hat[0, shown, 0].tolist(),
             }
         },
     )

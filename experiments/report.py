@@ -19,7 +19,7 @@ import numpy as np
 import typer
 from matplotlib.figure import Figure
 
-from experiments import adaptation, common, f16, pde_observer, scaling, youla
+from experiments import adaptation, common, expressivity, f16, pde_observer, scaling, youla
 
 TITLES = {
     "f16": "1. System identification: F-16 ground vibration test",
@@ -468,6 +468,7 @@ def render(
         parts += [structured_notes.strip(), "", structured_table(structured), ""]
         parts += ["Deviations from the paper's protocol:", ""]
         parts += [f"- {line}" for line in deviations("f16", structured)]
+    parts += expressivity.section(results, figures, doc)
     parts += adaptation.section(figures, doc)
     parts += [
         "",

@@ -2,7 +2,8 @@
 
 Each experiment runs its ``--tiny`` preset for one model (REN for two of them, R2DN for the
 other two, so both kinds pass through every code path that differs between experiments while
-the file stays fast); the F-16 experiment reads a small synthetic copy of the benchmark files.
+the file stays fast); the F-16 experiment reads a small synthetic copy of the benchmark files
+(`conftest.write_f16_files`).
 """
 
 import json
@@ -14,15 +15,9 @@ import numpy as np
 import pytest
 import typer
 
+from conftest import write_f16_files
 from experiments import common, f16, pde_observer, report, scaling, youla
 from r2dn.registry import ModelSpec
-
-# The official F-16 files' names and columns (what the experiment must read); Fs is the
-# sampling rate, given in every row as in the real files.
-F16_FILES = [f"F16Data_FullMSine_Level{k}.csv" for k in (1, 3, 5, 7)] + [
-    f"F16Data_FullMSine_Level{k}_Validation.csv" for k in (2, 4, 6)
-]
-F16_COLUMNS = ("Force", "Voltage", "Acceleration1", "Acceleration2", "Acceleration3", "Fs")
 
 RUNS = {  # experiment module → the model it runs here
     f16: "ren",
@@ -34,14 +29,7 @@ RUNS = {  # experiment module → the model it runs here
 
 @pytest.fixture(scope="module")
 def f16_root(tmp_path_factory):
-    """The seven F-16 CSVs with the benchmark's columns and 300 random rows each."""
-    root = tmp_path_factory.mktemp("f16")
-    rng = np.random.default_rng(0)
-    header = ",".join(f'"{c}"' for c in F16_COLUMNS)
-    for name in F16_FILES:
-        rows = np.column_stack([rng.normal(size=(300, 5)), np.full(300, 400.0)])
-        (root / name).write_text(header + "\n" + "\n".join(",".join(map(str, r)) for r in rows))
-    return root
+    return write_f16_files(tmp_path_factory.mktemp("f16"))
 
 
 @pytest.fixture(scope="module")

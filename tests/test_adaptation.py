@@ -1,5 +1,10 @@
 """The online-adaptation study (`experiments/adaptation.py`) end to end in its ``--quick`` mode,
-and its online loop against a direct computation."""
+and its online loop against a direct computation.
+
+The end-to-end run trains three models and checks 30 certificates (about a minute of CPU), so
+its tests are marked ``slow`` (``make test-long``), as the expressivity study's are; the online
+loop's state passing and the option parsing stay in ``make test``.
+"""
 
 import json
 
@@ -24,6 +29,7 @@ def records(written):
     return {json.loads(p.read_text())["model"]: json.loads(p.read_text()) for p in written}
 
 
+@pytest.mark.slow
 def test_one_record_per_model_with_the_documented_keys(written, records):
     s = adaptation.PRESETS["quick"]
     assert [p.name for p in written] == [f"adaptation_{m}_s0.json" for m in adaptation.MODELS]
@@ -38,6 +44,7 @@ def test_one_record_per_model_with_the_documented_keys(written, records):
             assert len(checks) == len(r["checkpoints"])
 
 
+@pytest.mark.slow
 def test_the_windows_cover_the_drift_and_the_stiffness_grows(records):
     s = adaptation.PRESETS["quick"]
     r = records["r2dn"]
@@ -47,6 +54,7 @@ def test_the_windows_cover_the_drift_and_the_stiffness_grows(records):
     assert np.all(np.diff(k) > 0) and k[-1] <= s.ratio and k[-1] > 0.9 * s.ratio
 
 
+@pytest.mark.slow
 def test_every_adapted_r2dn_passes_check_lmi_and_its_errors_are_finite(records):
     r = records["r2dn"]
     for x in r["runs"]:
@@ -60,6 +68,7 @@ def test_every_adapted_r2dn_passes_check_lmi_and_its_errors_are_finite(records):
         assert all(c["lmi"] is None for x in records[other]["runs"] for c in x["checks"])
 
 
+@pytest.mark.slow
 def test_the_section_renders_tables_and_a_figure(written, records):
     results = written[0].parent.parent
     lines = adaptation.section(results, results.parent / "results.md")

@@ -44,6 +44,7 @@ import typer  # noqa: E402
 from jaxtyping import Array, Float, PRNGKeyArray  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: experiments
+from experiments import common  # noqa: E402
 from experiments.references import GRU, count_parameters, width_for  # noqa: E402
 from r2dn.certificates import check_lmi  # noqa: E402
 from r2dn.data import DownloadError, Normalizer, SequenceData  # noqa: E402
@@ -523,11 +524,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     ) -> None:
         options.update(locals())
 
-    try:
-        app(list(sys.argv[1:] if argv is None else argv))
-    except SystemExit as stop:
-        if stop.code:
-            raise
+    common.invoke(app, argv)
     if not options:  # --help
         return []
     names = [n.strip() for n in options["benchmarks"].split(",") if n.strip()]

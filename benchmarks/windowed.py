@@ -43,7 +43,7 @@ import typer  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the experiments package
 from sysid import hardware  # noqa: E402
 
-from experiments import f16  # noqa: E402
+from experiments import common, f16  # noqa: E402
 from r2dn.data import SequenceData  # noqa: E402
 from r2dn.registry import ModelSpec  # noqa: E402
 from r2dn.training import TrainConfig, fit  # noqa: E402
@@ -253,11 +253,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ) -> None:
         options.update(locals())
 
-    try:
-        app(list(sys.argv[1:] if argv is None else argv))
-    except SystemExit as stop:
-        if stop.code:
-            raise
+    common.invoke(app, argv)
     if not options:  # --help
         return {}
     record = compare(

@@ -8,10 +8,12 @@ compile times and XLA's temporary memory (``memory_analysis().temp_size_in_bytes
 estimate). Full run: nx ∈ {64, 256, 1024, 4096}, nv = 64, hidden (128, 128), batch 16, T 256;
 dense points above ``--dense-max-nx`` are left out (their gradient takes minutes on a CPU).
 
-Prints a table and writes ``benchmarks/results/dplr[_quick].json``. ``--f16`` instead times the
-F-16 study's R2DNs (docs/results.md: dense nx = 75 and DPLR r = 8 at nx ∈ {75, 256, 1024},
-long-memory start, batch 4, T 256, the training gradient) in turns, into ``dplr_f16.json``:
-the study's own seconds per epoch ran on a machine whose load moved from run to run.
+Prints a table and writes ``benchmarks/results/dplr[_quick].json`` (``dplr_nx<sizes>.json`` for
+``--sizes``; ``--min-rounds 1`` for minute-long calls, e.g. the dense part at nx = 4096).
+``--f16`` instead times the F-16 study's R2DNs (docs/results.md: dense nx = 75 and DPLR r = 8
+at nx ∈ {75, 256, 1024}, long-memory start, batch 4, T 256, the training gradient) in turns,
+into ``dplr_f16.json``: the study's own seconds per epoch ran on a machine whose load moved from
+run to run.
 """
 
 import os
@@ -143,7 +145,9 @@ def compiled_calls(
     return {kind: c.call for kind, c in compiled.items()}, record
 
 
-def run(sizes, ranks, *, nv, hidden, batch, horizon, dense_max_nx, budget_s) -> list[dict]:
+def run(
+    sizes, ranks, *, nv, hidden, batch, horizon, dense_max_nx, budget_s, min_rounds=5
+) -> list[dict]:
     """Per nx, every subject compiled, then all timed in turns (the same load for each)."""
     rows = []
     for nx in sizes:
@@ -156,7 +160,8 @@ def run(sizes, ranks, *, nv, hidden, batch, horizon, dense_max_nx, budget_s) -> 
         for name, model in subjects.items():
             model_calls, records[name] = compiled_calls(model, nx=nx, batch=batch, horizon=horizon)
             calls.update({(name, kind): call for kind, call in model_calls.items()})
-        for (name, kind), stats in race(calls, budget_s=budget_s).items():
+        timed = race(calls, budget_s=budget_s, min_rounds=min_rounds)
+        for (name, kind), stats in timed.items():
             records[name][kind].update(stats)
         for name, record in records.items():
             rows.append({"nx": nx, "lti": name, **record})
@@ -222,6 +227,9 @@ def main() -> None:
     parser.add_argument("--dense-max-nx", type=int, default=1024, help="largest dense nx timed")
     parser.add_argument("--sizes", type=int, nargs="+", help="state sizes nx (default: the grid)")
     parser.add_argument("--f16", action="store_true", help="the F-16 study's models instead")
+    parser.add_argument(
+        "--min-rounds", type=int, default=5, help="timed rounds at least (1 for minute-long calls)"
+    )
     args = parser.parse_args()
     if args.quick:
         grid = dict(sizes=(32, 128), ranks=(4,), nv=16, hidden=(32, 32), batch=4, horizon=32)
@@ -241,11 +249,13 @@ def main() -> None:
         rows = run_f16(budget_s=2.0)
         write(ROOT / "benchmarks" / "results" / "dplr_f16.json", {"models": F16_MODELS}, rows)
         return
-    rows = run(**grid, dense_max_nx=args.dense_max_nx, budget_s=0.5 if args.quick else 2.0)
+    budget = 0.5 if args.quick else 2.0
+    rows = run(**grid, dense_max_nx=args.dense_max_nx, budget_s=budget, min_rounds=args.min_rounds)
     print("\n".join(speedups(rows)))
-    write(
-        ROOT / "benchmarks" / "results" / f"dplr{'_quick' if args.quick else ''}.json", grid, rows
-    )
+    # A run of chosen sizes gets its own file, so the full grid's stays.
+    sizes = "_nx" + "-".join(map(str, args.sizes)) if args.sizes else ""
+    name = f"dplr{'_quick' if args.quick else ''}{sizes}.json"
+    write(ROOT / "benchmarks" / "results" / name, grid, rows)
 
 
 def write(path: Path, grid: dict, rows: list[dict]) -> None:

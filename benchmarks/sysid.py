@@ -49,7 +49,7 @@ from experiments.references import GRU, count_parameters, width_for  # noqa: E40
 from r2dn.certificates import check_lmi  # noqa: E402
 from r2dn.data import DownloadError, Normalizer, SequenceData  # noqa: E402
 from r2dn.data import benchmarks as bench  # noqa: E402
-from r2dn.io import TrainedModel  # noqa: E402
+from r2dn.io import TrainedModel, save_model  # noqa: E402
 from r2dn.registry import MODELS, ModelSpec  # noqa: E402
 from r2dn.training import TrainConfig, fit  # noqa: E402
 
@@ -107,6 +107,7 @@ class Protocol:
             on); 0: validate on the whole training record (too short to split).
         samples: quick runs: keep only the first this many samples of every record.
         init: the R2DNs' initialisation, "random" or "long_memory" (``A ≈ ᾱI``).
+        activation: the R2DNs' activation in φ (`r2dn.networks.ACTIVATIONS`).
     """
 
     nx: int
@@ -117,6 +118,7 @@ class Protocol:
     validation: int
     samples: int | None = None
     init: str = "random"
+    activation: str = "relu"
 
 
 def _windowed(**settings: Any) -> TrainConfig:
@@ -319,8 +321,10 @@ def spec_for(kind: str, protocol: Protocol, nu: int, ny: int) -> ModelSpec:
     """The model of ``kind``; the GRU's width gives the Lipschitz R2DN's parameter count."""
     sizes = dict(nu=nu, nv=protocol.nv, ny=ny)
     r2dn = dict(sizes, nx=protocol.nx, hidden=list(protocol.hidden))
-    if protocol.init != "random":  # the default, left out of the specs as before
+    if protocol.init != "random":  # the defaults, left out of the specs as before
         r2dn["init"] = protocol.init
+    if protocol.activation != "relu":
+        r2dn["activation"] = protocol.activation
     if kind == "lipschitz-r2dn":
         return ModelSpec(kind, r2dn | dict(gamma=protocol.gamma))
     if kind == "contracting-r2dn":
@@ -340,8 +344,12 @@ def train_and_score(
     protocol: Protocol,
     seed: int,
     max_seconds: float | None = None,
+    model_file: Path | None = None,
 ) -> dict[str, Any]:
-    """Train one model on ``benchmark`` and score it on every test set."""
+    """Train one model on ``benchmark`` and score it on every test set.
+
+    ``model_file``: also save the trained model there (`r2dn.io.save_model`).
+    """
     train, validation = split(benchmark.train, protocol.validation)
     spec = spec_for(kind, protocol, train.nu, train.ny)
     config = dataclasses.replace(protocol.config, seed=seed)
@@ -369,6 +377,8 @@ def train_and_score(
     trained = TrainedModel(
         best["model"], spec, normalizer, train.dt, train.input_names, train.output_names
     )
+    if model_file is not None:
+        save_model(model_file, trained)
     rmse = {
         name: float(benchmark.rmse(name, trained.predict(test.u))[0])
         for name, test in benchmark.test.items()
@@ -392,6 +402,7 @@ def train_and_score(
         "rmse": rmse,
         "unit": benchmark.unit,
         "certificate": certificate,
+        "model_file": None if model_file is None else str(model_file),
         "load_average_before": load_before,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
@@ -515,11 +526,22 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             str | None,
             typer.Option(help="the R2DNs' initialisation: random (the protocols') or long_memory"),
         ] = None,
+        nx: Annotated[int | None, typer.Option(help="override the protocol's state size")] = None,
+        nv: Annotated[int | None, typer.Option(help="override the protocol's φ size")] = None,
+        hidden: Annotated[
+            str | None, typer.Option(help="override φ's hidden widths, comma-separated")
+        ] = None,
+        activation: Annotated[
+            str | None, typer.Option(help="the R2DNs' activation (default relu)")
+        ] = None,
         max_minutes: Annotated[
             float | None,
             typer.Option(help="stop each run after this much CPU time (minutes, all threads)"),
         ] = None,
         out: Annotated[Path, typer.Option(help="folder for the JSON")] = RESULTS,
+        save_models: Annotated[
+            bool, typer.Option(help="also save every trained model in OUT/models")
+        ] = False,
         report: Annotated[bool, typer.Option(help="print the table of saved results only")] = False,
     ) -> None:
         options.update(locals())
@@ -549,13 +571,22 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         protocol = QUICK if quick else PROTOCOLS[name]
         if options["epochs"] is not None:
             protocol = longer(protocol, options["epochs"])
-        if options["init"] is not None:
-            protocol = dataclasses.replace(protocol, init=options["init"])
+        overrides = {k: options[k] for k in ("init", "nx", "nv", "activation")}
+        if options["hidden"] is not None:
+            overrides["hidden"] = tuple(int(h) for h in options["hidden"].split(","))
+        protocol = dataclasses.replace(
+            protocol, **{k: v for k, v in overrides.items() if v is not None}
+        )
         if not options["report"]:
             benchmark = prepared(name, protocol, root)
             for seed in seeds:
                 for kind in kinds:
-                    run = train_and_score(benchmark, kind, protocol, seed, max_seconds)
+                    model_file = (
+                        out / "models" / f"{name}_{kind}_seed{seed}.r2dn"
+                        if options["save_models"]
+                        else None
+                    )
+                    run = train_and_score(benchmark, kind, protocol, seed, max_seconds, model_file)
                     record(path, name, benchmark, run)
                     print(
                         f"{name} {kind} seed {seed}: RMSE {run['rmse']} {run['unit']}, "

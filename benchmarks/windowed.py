@@ -118,8 +118,19 @@ def levels(curves: dict[str, list[dict[str, float]]], epochs: int) -> list[dict[
     return rows
 
 
-def setup(quick: bool, root: Path, steps: int | None, epochs: int | None, window: int = 128):
-    """(description, spec, data, carried config, windowed configs) of the comparison."""
+def setup(
+    quick: bool,
+    root: Path,
+    steps: int | None,
+    epochs: int | None,
+    window: int = 128,
+    decay_every: int | None = None,
+):
+    """(description, spec, data, carried config, windowed configs) of the comparison.
+
+    ``decay_every``: the windowed modes' learning-rate decay, in epochs (default: the carried
+    mode's).
+    """
     settings = f16.PRESETS["tiny" if quick else "paper"]
     steps = 2048 if quick and steps is None else steps
     train, tests, normalizer = f16.load(root)
@@ -139,6 +150,8 @@ def setup(quick: bool, root: Path, steps: int | None, epochs: int | None, window
     # at 1e-3 took 1.4× its CPU time, batch 16 at 3e-3 about half). An epoch is about one pass
     # over the samples, as in the carried mode, so the learning rate decays after as many.
     windowed = dict(mode="windowed", epochs=10_000, window_length=window, batch_size=16, lr=3e-3)
+    if decay_every is not None:
+        windowed["decay_every"] = decay_every
     configs = {
         "windowed, burn-in": dataclasses.replace(carried, burn_in=window // 4, **windowed),
         "windowed, encoder": dataclasses.replace(
@@ -154,10 +167,16 @@ def setup(quick: bool, root: Path, steps: int | None, epochs: int | None, window
 
 
 def compare(
-    quick: bool, root: Path, steps: int | None, epochs: int | None, budget: float, window: int
+    quick: bool,
+    root: Path,
+    steps: int | None,
+    epochs: int | None,
+    budget: float,
+    window: int,
+    decay_every: int | None = None,
 ):
     """Run the comparison; return the record written to the JSON."""
-    name, spec, data, carried, configs = setup(quick, root, steps, epochs, window)
+    name, spec, data, carried, configs = setup(quick, root, steps, epochs, window, decay_every)
     modes = {"carried (TBPTT)": carried} | configs
     compile_seconds = {}
     for mode, config in modes.items():  # compile every mode (not timed)
@@ -250,6 +269,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             float,
             typer.Option(help="windowed CPU-time limit, × the carried mode's whole run"),
         ] = 1.5,
+        decay_every: Annotated[
+            int | None,
+            typer.Option(
+                help="windowed: learning-rate decay ×0.1 every this many epochs "
+                "(default: the carried mode's)"
+            ),
+        ] = None,
+        out: Annotated[
+            Path | None,
+            typer.Option(help="the JSON file (default: results/windowed_f16[_wW][_decayD].json)"),
+        ] = None,
     ) -> None:
         options.update(locals())
 
@@ -263,11 +293,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         options["epochs"],
         options["budget"],
         options["window_length"],
+        options["decay_every"],
     )
     show(record)
-    RESULTS.mkdir(exist_ok=True)
     window = "" if options["window_length"] == 128 else f"_w{options['window_length']}"
-    path = RESULTS / f"windowed_f16{window}{'_quick' if options['quick'] else ''}.json"
+    if options["decay_every"] is not None:
+        window += f"_decay{options['decay_every']}"
+    window += "_quick" if options["quick"] else ""
+    path = options["out"] or RESULTS / f"windowed_f16{window}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=1) + "\n")
     return record
 

@@ -16,6 +16,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import sysid  # noqa: E402
 
+from r2dn.io import load_model  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
@@ -87,3 +89,20 @@ def test_more_epochs_stretch_the_learning_rate_decay():
     assert longer.config.epochs == 3 * protocol.config.epochs
     assert longer.config.decay_every == 3 * protocol.config.decay_every
     assert longer.config.lr == protocol.config.lr and longer.nx == protocol.nx
+
+
+def test_overridden_sizes_reach_the_spec_and_saved_models_reproduce_the_scores(tmp_path):
+    sysid.main(["--quick", "--benchmarks", "cascaded-tanks", "--models", "contracting-r2dn",
+                "--nx", "3", "--nv", "5", "--hidden", "6,7", "--activation", "softplus",
+                "--save-models", "--out", str(tmp_path)])  # fmt: skip
+    (run,) = json.loads((tmp_path / "sysid_cascaded-tanks_quick.json").read_text())["runs"]
+    kwargs = run["spec"]["kwargs"]
+    assert (kwargs["nx"], kwargs["nv"], kwargs["hidden"]) == (3, 5, [6, 7])
+    assert kwargs["activation"] == "softplus"
+    path = tmp_path / "models" / "cascaded-tanks_contracting-r2dn_seed0.r2dn"
+    assert run["model_file"] == str(path)
+    trained = load_model(path)
+    assert trained.spec.to_dict() == run["spec"]
+    benchmark = sysid.prepared("cascaded-tanks", sysid.QUICK, None)
+    rmse = float(benchmark.rmse("test", trained.predict(benchmark.test["test"].u))[0])
+    assert rmse == pytest.approx(run["rmse"]["test"], rel=1e-6)

@@ -46,3 +46,12 @@ def test_easier_targets_are_the_carried_modes_best_so_far(record):
         so_far = [p["validation"] for p in carried if p["epoch"] <= level["carried_epoch"]]
         assert level["target"] == min(so_far)
         assert level[MODES[0]]["cpu_ratio"] == 1.0
+
+
+def test_windowed_decay_is_set_apart_from_the_carried_modes(tmp_path):
+    root = write_f16_files(tmp_path, rows=600)
+    *_, carried, configs = windowed.setup(True, root, steps=512, epochs=2, decay_every=5)
+    assert carried.decay_every != 5
+    assert {c.decay_every for c in configs.values()} == {5}
+    *_, same = windowed.setup(True, root, steps=512, epochs=2)
+    assert {c.decay_every for c in same.values()} == {carried.decay_every}

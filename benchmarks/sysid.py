@@ -338,6 +338,30 @@ class _OutOfTime(Exception):
     """Raised by the callback when a run's time budget is spent."""
 
 
+def extrapolation(
+    benchmark: bench.Benchmark, predictions: dict[str, np.ndarray]
+) -> dict[str, float] | None:
+    """Silverbox: how the arrow's tail, beyond the no-extrapolation part, is predicted.
+
+    The full arrow is the no-extrapolation arrow followed by a tail whose amplitude exceeds
+    the training record's. Returns the tail's RMSE (in the benchmark's unit), the tail's
+    largest measured amplitude over the training record's, and the largest predicted
+    amplitude there over the measured one (above 1: the model overshoots). None for a
+    benchmark without these test sets.
+    """
+    if not {"arrow_full", "arrow_no_extrapolation"} <= set(benchmark.test):
+        return None
+    start = benchmark.test["arrow_no_extrapolation"].length
+    y = np.asarray(benchmark.test["arrow_full"].y)[:, start:]
+    y_pred = np.asarray(predictions["arrow_full"])[:, start:]
+    measured = float(np.max(np.abs(y)))
+    return {
+        "tail_rmse": float(benchmark.scale * np.sqrt(np.mean((y_pred - y) ** 2))),
+        "measured_over_training": measured / float(np.max(np.abs(benchmark.train.y))),
+        "predicted_over_measured": float(np.max(np.abs(y_pred))) / measured,
+    }
+
+
 def train_and_score(
     benchmark: bench.Benchmark,
     kind: str,
@@ -379,10 +403,8 @@ def train_and_score(
     )
     if model_file is not None:
         save_model(model_file, trained)
-    rmse = {
-        name: float(benchmark.rmse(name, trained.predict(test.u))[0])
-        for name, test in benchmark.test.items()
-    }
+    predictions = {name: trained.predict(test.u) for name, test in benchmark.test.items()}
+    rmse = {name: float(benchmark.rmse(name, y)[0]) for name, y in predictions.items()}
     certificate = None
     if kind != "reference-gru":
         report = check_lmi(trained.model)
@@ -400,6 +422,7 @@ def train_and_score(
         "train_seconds": seconds,
         "train_cpu_seconds": cpu_seconds,
         "rmse": rmse,
+        "extrapolation": extrapolation(benchmark, predictions),
         "unit": benchmark.unit,
         "certificate": certificate,
         "model_file": None if model_file is None else str(model_file),

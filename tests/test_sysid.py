@@ -4,6 +4,7 @@ Cascaded tanks (shipped with r2dn, so nothing is skipped): every model trains a 
 is scored with the benchmark's own window and unit, and the R2DNs' certificates are checked.
 """
 
+import dataclasses
 import json
 import math
 import sys
@@ -11,11 +12,14 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import sysid  # noqa: E402
 
+from r2dn.data import SequenceData  # noqa: E402
+from r2dn.data import benchmarks as bench  # noqa: E402
 from r2dn.io import load_model  # noqa: E402
 
 
@@ -106,3 +110,19 @@ def test_overridden_sizes_reach_the_spec_and_saved_models_reproduce_the_scores(t
     benchmark = sysid.prepared("cascaded-tanks", sysid.QUICK, None)
     rmse = float(benchmark.rmse("test", trained.predict(benchmark.test["test"].u))[0])
     assert rmse == pytest.approx(run["rmse"]["test"], rel=1e-6)
+
+
+def test_extrapolation_scores_the_arrow_tail_only():
+    def data(y):
+        y = np.asarray(y, float)[None, :, None]
+        return SequenceData(np.zeros_like(y), y, 1.0, ["u"], ["y"])
+
+    arrow = {"arrow_full": data([0, 1, 2, -3]), "arrow_no_extrapolation": data([0, 1])}
+    benchmark = bench.Benchmark("b", data([1, -1]), arrow, 0, "mV", 1000.0, "")
+    parts = sysid.extrapolation(benchmark, {"arrow_full": np.array([[[9], [9], [2], [-4.0]]])})
+    assert parts == {
+        "tail_rmse": pytest.approx(1000 * np.sqrt(0.5)),  # the first two steps are not scored
+        "measured_over_training": 3.0,
+        "predicted_over_measured": pytest.approx(4 / 3),
+    }
+    assert sysid.extrapolation(dataclasses.replace(benchmark, test={"x": data([0])}), {}) is None

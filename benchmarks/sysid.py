@@ -45,7 +45,7 @@ from jaxtyping import Array, Float, PRNGKeyArray  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: experiments
 from experiments import common  # noqa: E402
-from experiments.references import GRU, count_parameters, width_for  # noqa: E402
+from experiments.references import GRU, PlainR2DN, count_parameters, width_for  # noqa: E402
 from r2dn.certificates import check_lmi  # noqa: E402
 from r2dn.data import DownloadError, Normalizer, SequenceData  # noqa: E402
 from r2dn.data import benchmarks as bench  # noqa: E402
@@ -56,32 +56,33 @@ from r2dn.training import TrainConfig, fit  # noqa: E402
 RESULTS = Path(__file__).parent / "results"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 MODEL_KINDS = ("lipschitz-r2dn", "contracting-r2dn", "reference-gru")
+#: Run only when ``--models`` names them; a column of the table when they have runs.
+OPTIONAL_KINDS = ("reference-plain-r2dn",)
+CERTIFIED = ("lipschitz-r2dn", "contracting-r2dn")
 
 
-class ReferenceGRU(eqx.Module):
-    """The GRU of ``experiments/references.py`` as a model `fit` trains and `ModelSpec` names.
+class Reference(eqx.Module):
+    """An unconstrained network of ``experiments/references.py`` as a model `fit` trains.
 
-    ``nx`` is the GRU's width; ``nv`` and ``feedthrough`` (which every spec carries) are unused.
+    Built by `reference_gru` and `reference_plain_r2dn`, the kinds "reference-gru" and
+    "reference-plain-r2dn" that this script adds to `r2dn.registry.MODELS`.
 
-    >>> model = ReferenceGRU(1, 4, 0, 1, key=jax.random.key(0))
+    >>> model = reference_gru(1, 4, 0, 1, key=jax.random.key(0))
     >>> model.simulate(model.initial_state(2), jnp.zeros((2, 5, 1)))[1].shape
     (2, 5, 1)
     """
 
-    gru: GRU
+    net: GRU | PlainR2DN
     nu: int = eqx.field(static=True)
     ny: int = eqx.field(static=True)
 
-    def __init__(self, nu: int, nx: int, nv: int, ny: int, feedthrough=None, *, key: PRNGKeyArray):
-        self.gru, self.nu, self.ny = GRU(nu, nx, ny, key=key), nu, ny
-
     @property
     def nx(self) -> int:
-        return self.gru.nx
+        return self.net.nx
 
     @property
     def dtype(self) -> jnp.dtype:
-        return self.gru.readout.weight.dtype
+        return jax.tree.leaves(eqx.filter(self.net, eqx.is_inexact_array))[0].dtype
 
     def initial_state(self, *batch: int) -> Float[Array, "*batch nx"]:
         return jnp.zeros((*batch, self.nx), dtype=self.dtype)
@@ -89,10 +90,38 @@ class ReferenceGRU(eqx.Module):
     def simulate(
         self, x0: Float[Array, "B nx"], u: Float[Array, "B T nu"]
     ) -> tuple[Float[Array, "B nx"], Float[Array, "B T ny"]]:
-        return self.gru.simulate(x0, u)
+        return self.net.simulate(x0, u)
 
 
-MODELS.setdefault("reference-gru", ReferenceGRU)  # the registry's extension point
+def reference_gru(
+    nu: int, nx: int, nv: int, ny: int, feedthrough=None, *, key: PRNGKeyArray
+) -> Reference:
+    """A GRU of width ``nx``; ``nv`` and ``feedthrough`` (which every spec carries) are unused."""
+    return Reference(GRU(nu, nx, ny, key=key), nu, ny)
+
+
+def reference_plain_r2dn(
+    nu: int,
+    nx: int,
+    nv: int,
+    ny: int,
+    hidden: tuple[int, ...] = (64,),
+    feedthrough=None,
+    *,
+    key: PRNGKeyArray,
+) -> Reference:
+    """The R2DN's structure with free weights and no certificate (φ: an MLP of ``hidden``).
+
+    >>> reference_plain_r2dn(1, 3, 4, 1, hidden=(8, 8), key=jax.random.key(0)).nx
+    3
+    """
+    if len(set(hidden)) != 1:
+        raise ValueError(f"the plain R2DN's MLP has equal hidden widths; got {hidden}")
+    return Reference(PlainR2DN(nu, nx, nv, ny, hidden[0], len(hidden), key=key), nu, ny)
+
+
+MODELS.setdefault("reference-gru", reference_gru)  # the registry's extension point
+MODELS.setdefault("reference-plain-r2dn", reference_plain_r2dn)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -318,7 +347,8 @@ def split(train: SequenceData, validation: int) -> tuple[SequenceData, SequenceD
 
 
 def spec_for(kind: str, protocol: Protocol, nu: int, ny: int) -> ModelSpec:
-    """The model of ``kind``; the GRU's width gives the Lipschitz R2DN's parameter count."""
+    """The model of ``kind``; the GRU's width gives the Lipschitz R2DN's parameter count, the
+    plain R2DN has the R2DNs' sizes."""
     sizes = dict(nu=nu, nv=protocol.nv, ny=ny)
     r2dn = dict(sizes, nx=protocol.nx, hidden=list(protocol.hidden))
     if protocol.init != "random":  # the defaults, left out of the specs as before
@@ -329,8 +359,10 @@ def spec_for(kind: str, protocol: Protocol, nu: int, ny: int) -> ModelSpec:
         return ModelSpec(kind, r2dn | dict(gamma=protocol.gamma))
     if kind == "contracting-r2dn":
         return ModelSpec(kind, r2dn)
+    if kind == "reference-plain-r2dn":
+        return ModelSpec(kind, dict(sizes, nx=protocol.nx, hidden=list(protocol.hidden)))
     target = count_parameters(ModelSpec("lipschitz-r2dn", r2dn | dict(gamma=1.0)).skeleton())
-    width = width_for(lambda w: ReferenceGRU(nu, w, 0, ny, key=jax.random.key(0)), target)
+    width = width_for(lambda w: reference_gru(nu, w, 0, ny, key=jax.random.key(0)), target)
     return ModelSpec(kind, dict(sizes, nx=width))
 
 
@@ -406,7 +438,7 @@ def train_and_score(
     predictions = {name: trained.predict(test.u) for name, test in benchmark.test.items()}
     rmse = {name: float(benchmark.rmse(name, y)[0]) for name, y in predictions.items()}
     certificate = None
-    if kind != "reference-gru":
+    if kind in CERTIFIED:
         report = check_lmi(trained.model)
         certificate = dict(report._asdict(), holds=bool(report.holds))
     return {
@@ -464,13 +496,28 @@ def _record(path: Path, name: str, benchmark: bench.Benchmark, run: dict[str, An
     path.write_text(json.dumps(data, indent=1) + "\n")
 
 
+#: The table's column titles.
+TITLES = {
+    "lipschitz-r2dn": "Lipschitz R2DN",
+    "contracting-r2dn": "contracting R2DN",
+    "reference-gru": "GRU (ours)",
+    "reference-plain-r2dn": "plain R2DN (ours, no certificate)",
+}
+
+
 def table(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per benchmark and test set: each model's RMSEs over seeds, and the published."""
+    """One row per benchmark and test set: each model's RMSEs over seeds, and the published.
+
+    Every row has an entry for each of `MODEL_KINDS` and for each of `OPTIONAL_KINDS` that
+    has runs in ``results``.
+    """
+    trained = {r["model"] for data in results for r in data["runs"]}
+    kinds = MODEL_KINDS + tuple(k for k in OPTIONAL_KINDS if k in trained)
     rows = []
     for data in results:
         for test in data["test_sets"]:
             row = {"benchmark": data["benchmark"], "test": test, "unit": data["unit"]}
-            for kind in MODEL_KINDS:
+            for kind in kinds:
                 runs = [r for r in data["runs"] if r["model"] == kind]
                 values = [r["rmse"][test] for r in runs]
                 row[kind] = {
@@ -479,7 +526,7 @@ def table(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "std": float(np.std(values)) if values else None,
                     "seeds": len(values),
                     "certified": all(r["certificate"]["holds"] for r in runs)
-                    if kind != "reference-gru" and runs
+                    if kind in CERTIFIED and runs
                     else None,
                     "certified_runs": sum(
                         bool(r["certificate"] and r["certificate"]["holds"]) for r in runs
@@ -502,14 +549,15 @@ def _cell(entry: dict[str, Any]) -> str:
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The table of `table` in Markdown, with the published numbers."""
+    kinds = [k for k in TITLES if rows and k in rows[0]]
+    titles = "".join(f"{TITLES[k]} | " for k in kinds)
     lines = [
-        "| benchmark | test set | unit | Lipschitz R2DN | contracting R2DN | GRU (ours) "
-        "| published |",
-        "|---|---|---|---|---|---|---|",
+        f"| benchmark | test set | unit | {titles}published |",
+        "|---|---|---|" + "---|" * (len(kinds) + 1),
     ]
     for r in rows:
         published = "; ".join(f"{m} {v:g}" for m, v, _ in r["published"]) or "—"
-        cells = " | ".join(_cell(r[k]) for k in MODEL_KINDS)
+        cells = " | ".join(_cell(r[k]) for k in kinds)
         lines.append(f"| {r['benchmark']} | {r['test']} | {r['unit']} | {cells} | {published} |")
     return "\n".join(lines)
 
@@ -534,7 +582,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             str, typer.Option(help="comma-separated, of " + ", ".join(PROTOCOLS))
         ] = "cascaded-tanks,silverbox,wiener-hammerstein",
         seeds: Annotated[str, typer.Option(help="comma-separated seeds")] = "0,1,2",
-        models: Annotated[str, typer.Option(help="comma-separated")] = ",".join(MODEL_KINDS),
+        models: Annotated[
+            str, typer.Option(help="comma-separated, of " + ", ".join(MODEL_KINDS + OPTIONAL_KINDS))
+        ] = ",".join(MODEL_KINDS),
         quick: Annotated[
             bool, typer.Option(help="tiny models, 2 epochs, one seed, 512 samples per record")
         ] = False,
@@ -574,11 +624,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         return []
     names = [n.strip() for n in options["benchmarks"].split(",") if n.strip()]
     kinds = [k.strip() for k in options["models"].split(",") if k.strip()]
-    bad = [n for n in names if n not in PROTOCOLS] + [k for k in kinds if k not in MODEL_KINDS]
+    known = MODEL_KINDS + OPTIONAL_KINDS
+    bad = [n for n in names if n not in PROTOCOLS] + [k for k in kinds if k not in known]
     if bad or not names or not kinds:
         raise SystemExit(
             f"unknown benchmark or model {bad}; benchmarks: {list(PROTOCOLS)}, "
-            f"models: {list(MODEL_KINDS)}"
+            f"models: {list(known)}"
         )
     seeds = [0] if options["quick"] else [int(s) for s in options["seeds"].split(",")]
     root = options["root"] if options["root"] and Path(options["root"]).is_dir() else None

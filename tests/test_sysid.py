@@ -74,11 +74,27 @@ def test_report_reads_the_saved_runs_without_training(quick):
         assert rows[0][run["model"]]["mean"] == pytest.approx(run["rmse"]["test"])
 
 
-def test_reference_gru_runs_from_its_spec():
-    spec = sysid.spec_for("reference-gru", sysid.QUICK, nu=1, ny=1)
+@pytest.mark.parametrize("kind", ["reference-gru", "reference-plain-r2dn"])
+def test_reference_models_run_from_their_specs(kind):
+    spec = sysid.spec_for(kind, sysid.QUICK, nu=1, ny=1)
     model = spec.build(jax.random.key(0))
     _, y = model.simulate(model.initial_state(3), jnp.ones((3, 7, 1)))
     assert y.shape == (3, 7, 1) and bool(jnp.all(jnp.isfinite(y)))
+    assert spec.skeleton().nx == model.nx
+
+
+def test_optional_models_get_a_column_only_when_they_have_runs(quick):
+    _, out = quick
+    data = json.loads((out / "sysid_cascaded-tanks_quick.json").read_text())
+    assert "plain R2DN" not in sysid.markdown(sysid.table([data]))
+    plain = dict(data["runs"][0], model="reference-plain-r2dn", certificate=None)
+    data["runs"].append(plain)
+    (row,) = sysid.table([data])
+    assert row["reference-plain-r2dn"]["seeds"] == 1
+    assert row["reference-plain-r2dn"]["certified"] is None
+    header, rule, line = sysid.markdown([row]).splitlines()
+    assert header.count("|") == rule.count("|") == line.count("|") == 9
+    assert "plain R2DN (ours, no certificate)" in header
 
 
 @pytest.mark.parametrize("option", ["--benchmarks=nope", "--models=lstm"])

@@ -5,7 +5,6 @@ The suite runs with 64-bit floats enabled, because certificates are checked in f
 tests of float32 behaviour pass ``dtype=jnp.float32`` (the library default) explicitly.
 """
 
-import os
 from pathlib import Path
 
 import equinox as eqx
@@ -15,26 +14,6 @@ import numpy as np
 from r2dn.parameterizations import StrictContraction, SupplyRate
 
 jax.config.update("jax_enable_x64", True)
-
-# Most of the suite's time is XLA compiling its many small models. JAX's persistent cache
-# (entries keyed by the compiled program, so a changed program never reuses a stale one) makes
-# every run after the first about 2.5x faster; it lives in .pytest_cache (removed by `make
-# clean`), and the environment variables carry it to the command-line tests' subprocesses.
-_CACHE = os.environ.setdefault(
-    "JAX_COMPILATION_CACHE_DIR", str(Path(__file__).parent / ".pytest_cache" / "jax")
-)
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
-Path(_CACHE).mkdir(parents=True, exist_ok=True)
-jax.config.update("jax_compilation_cache_dir", _CACHE)
-jax.config.update(
-    "jax_persistent_cache_min_compile_time_secs",
-    float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]),
-)
-jax.config.update(
-    "jax_persistent_cache_min_entry_size_bytes",
-    int(os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"]),
-)
 
 
 def random_supply(rng: np.random.Generator, nu: int, ny: int) -> SupplyRate:

@@ -136,30 +136,21 @@ class CPUClock:
 
 def run(point: Point, seed: int, s: Settings, data, out: Path) -> Path:
     clock = CPUClock()
+    model_spec = spec(point, s)
     trial = f16.fit_and_test(
-        spec(point, s), f16.train_config(s, seed), data, callbacks=[clock], progress=False
+        model_spec, f16.train_config(s, seed), data, callbacks=[clock], progress=False
     )
     history = trial.result.state.history
-    path = common.write_result(
-        out,
-        "expressivity",
-        point.name,
-        seed,
-        model=trial.result.trained.model,
-        settings=s,
-        train_loss=history["train"],
-        epoch_seconds=history["seconds"],
-        test={"metric": "nrmse", "value": trial.nrmse},
-        extra={
-            "family": point.family,
-            "depth": point.depth,
-            "nx": point.nx,
-            "nv": point.nv,
-            "lti": spec(point, s).kwargs.get("lti"),
-            "cpu_epoch_seconds": clock.seconds,
-            "cpu_seconds_per_epoch": common.seconds_per_epoch(clock.seconds),
-        },
-    )
+    extra = {
+        "family": point.family,
+        "depth": point.depth,
+        "nx": point.nx,
+        "nv": point.nv,
+        "lti": model_spec.kwargs.get("lti"),
+        "cpu_epoch_seconds": clock.seconds,
+        "cpu_seconds_per_epoch": common.seconds_per_epoch(clock.seconds),
+    }
+    path = trial.write(out, "expressivity", point.name, seed, s, extra)
     print(
         f"{point.name} seed {seed}: NRMSE {trial.nrmse:.4f}, loss {history['train'][-1]:.4g}, "
         f"{common.seconds_per_epoch(clock.seconds):.3g} CPU s/epoch → {path}",

@@ -106,6 +106,24 @@ class Trial(NamedTuple):
     test: SequenceData  # the validation records, normalised
     y_hat: np.ndarray  # the free simulation of ``test`` (records, steps, outputs)
 
+    def write(
+        self, out: Path, experiment: str, name: str, seed: int, s: Settings, extra: dict
+    ) -> Path:
+        """The trial's record (`common.write_result`): its losses, epoch times and NRMSE."""
+        history = self.result.state.history
+        return common.write_result(
+            out,
+            experiment,
+            name,
+            seed,
+            model=self.result.trained.model,
+            settings=s,
+            train_loss=history["train"],
+            epoch_seconds=history["seconds"],
+            test={"metric": "nrmse", "value": self.nrmse},
+            extra=extra,
+        )
+
 
 def train_config(s: Settings, seed: int) -> TrainConfig:
     """The paper's training settings with the protocol's epochs, segments and learning rate."""
@@ -148,26 +166,13 @@ def fit_and_test(
 
 def run(name: str, seed: int, s: Settings, data, out: Path) -> Path:
     trial = fit_and_test(spec(name, s), train_config(s, seed), data)
-    history = trial.result.state.history
     shown = slice(WASHOUT, WASHOUT + SHOWN)
-    return common.write_result(
-        out,
-        "f16",
-        name,
-        seed,
-        model=trial.result.trained.model,
-        settings=s,
-        train_loss=history["train"],
-        epoch_seconds=history["seconds"],
-        test={"metric": "nrmse", "value": trial.nrmse},
-        extra={
-            "prediction": {
-                "channel": trial.test.output_names[0],
-                "y": trial.test.y[0, shown, 0].tolist(),
-                "y_hat": trial.y_hat[0, shown, 0].tolist(),
-            }
-        },
-    )
+    prediction = {
+        "channel": trial.test.output_names[0],
+        "y": trial.test.y[0, shown, 0].tolist(),
+        "y_hat": trial.y_hat[0, shown, 0].tolist(),
+    }
+    return trial.write(out, "f16", name, seed, s, {"prediction": prediction})
 
 
 #: Options that override the preset's `Settings` field of the same name (None: the preset's).

@@ -1,10 +1,12 @@
-"""The suite's own resource hygiene: what keeps a long ``make test`` worker alive.
+"""The suite's own resource hygiene: what keeps a long ``make test`` worker alive and its
+compilation cache bounded.
 
 Each compiled XLA executable holds memory mappings; a worker that kept every one of them hit
 Linux's per-process limit (``vm.max_map_count``) and crashed in XLA. The root ``conftest.py``
-clears JAX's caches after each test module. This checks that clearing releases the mappings,
-so that a JAX upgrade which stopped releasing them fails here, by name, instead of as a
-segmentation fault at the end of a run.
+clears JAX's caches after each test module. The first test checks that clearing releases the
+mappings, so that a JAX upgrade which stopped releasing them fails here, by name, instead of as
+a segmentation fault at the end of a run; the second, that the tests' persistent compilation
+cache is emptied past its limit, once, by the controller.
 """
 
 from pathlib import Path
@@ -12,6 +14,8 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import pytest
+
+import conftest
 
 MEMORY_MAPS = Path("/proc/self/maps")
 
@@ -38,3 +42,27 @@ def test_clearing_jax_caches_releases_the_mappings_of_compiled_code():
         "compilations added; the suite's workers will reach vm.max_map_count again "
         "(see conftest.py)"
     )
+
+
+def test_the_compilation_cache_is_emptied_past_its_limit_by_the_controller_only(
+    tmp_path, monkeypatch
+):
+    class Controller:  # pytest's config, as the controller (not an xdist worker) has it
+        pass
+
+    class Worker:
+        workerinput: dict = {}
+
+    cache = tmp_path / "jax"
+    cache.mkdir()
+    (cache / "entry").write_bytes(b"x" * 100)
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(cache))
+    monkeypatch.setattr(conftest, "CACHE_LIMIT_BYTES", 99)
+    conftest.pytest_configure(Worker())
+    assert cache.exists()
+    monkeypatch.setattr(conftest, "CACHE_LIMIT_BYTES", 100)
+    conftest.pytest_configure(Controller())
+    assert cache.exists()  # at its limit: kept
+    monkeypatch.setattr(conftest, "CACHE_LIMIT_BYTES", 99)
+    conftest.pytest_configure(Controller())
+    assert not cache.exists()

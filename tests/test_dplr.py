@@ -25,7 +25,6 @@ from r2dn.parameterizations.dplr import (
     DiagonalPlusLowRank,
     DPLRFree,
     LowRank,
-    dense_certificate,
     dense_free,
     dplr_core,
     long_memory_free,
@@ -186,7 +185,7 @@ def test_the_rank_of_A_is_that_of_E_low_rank_part():
 def certify(prob: Problem) -> tuple[float, float]:
     """Largest eigenvalue of the section-6 matrix and smallest of ``P``, densely in float64."""
     core = prob.core()
-    P = np.asarray(dense_certificate(core))
+    P = np.asarray(core.metric())
     M = dissipation_matrix(
         prob.system(A_dense=True), P, alpha_bar=prob.alpha_bar, supply=prob.supply
     )
@@ -231,7 +230,7 @@ def test_the_certificate_check_can_fail():
     """The check is not vacuous: doubling ``A`` of a certified model breaks it."""
     prob = problem(0, 7, 2, 2, 3, 1, 1, "contracting", 0.9)
     sys = prob.system(A_dense=True)
-    P = np.asarray(dense_certificate(prob.core()))
+    P = np.asarray(prob.core().metric())
     M = dissipation_matrix(
         eqx.tree_at(lambda s: s.A, sys, 2 * sys.A), P, alpha_bar=0.9, supply=None
     )

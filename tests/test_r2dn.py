@@ -260,11 +260,8 @@ class CountingLTI(AbstractLTI):
     def __init__(self, nx, *, key, dtype):
         self.dense = DenseLTI(nx, key=key, dtype=dtype)
 
-    def state_space(self, couplings, **margins):  # alpha_bar, eps, margin_rule
-        return self.dense.state_space(couplings, **margins)
-
-    def metric(self, couplings, **margins):
-        return self.dense.metric(couplings, **margins)
+    def core(self, couplings, **margins):  # alpha_bar, eps, margin_rule
+        return self.dense.core(couplings, **margins)
 
     def long_memory(self, couplings_at, *, key, **margins):
         dense, s = self.dense.long_memory(couplings_at, key=key, **margins)

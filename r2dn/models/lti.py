@@ -7,10 +7,10 @@ Section 4(b) of the design note builds, over the blocks ``(x, x⁺)``,
 
 The couplings ``K L⁻¹ Kᵀ`` belong to the rest of the model (``B̃1, C1`` and the input/output
 block's ``B̃2, Ĉ2, G``), which hands them over as `Couplings`; the LTI part owns the rest (for
-`DenseLTI`, today's ``X, p, Y``) and returns only what the model needs: the explicit
-`StateSpace` for simulation and the metric ``P`` on demand for a certificate check. How it
-stores ``H``, ``E`` and ``𝒫`` is its own business, so a structured part (diagonal plus low rank,
-design note ``structured.md``) never forms an nx × nx matrix while training.
+`DenseLTI`, today's ``X, p, Y``) and returns its `LTICore`: the explicit ``A, B1, B2`` for
+simulation and the metric ``P`` on demand for a certificate check. How it stores ``H``, ``E``
+and ``𝒫`` is its own business, so a structured part (diagonal plus low rank, design note
+``structured.md``) never forms an nx × nx matrix while training.
 
 Two parts: `DenseLTI` (the paper's) and `DPLRLTI` (diagonal plus low rank of rank ``r``,
 O(nx·k²) per sequence, O(nx·k) per step). A new LTI part is one final subclass of `AbstractLTI`
@@ -20,7 +20,7 @@ and one entry in `LTI_PARTS` (docs/architecture.md walks through it).
 import abc
 import inspect
 from collections.abc import Callable
-from typing import NamedTuple, Self, final
+from typing import NamedTuple, Protocol, Self, final
 
 import equinox as eqx
 import jax
@@ -29,14 +29,13 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from r2dn.initializers import lecun_normal
-from r2dn.parameterizations import congruence_metric, frobenius
+from r2dn.parameterizations import frobenius
 from r2dn.parameterizations.core import Core, Feedthrough, coupling_gram, unit_gain_core
 from r2dn.parameterizations.dplr import (
     DiagonalPlusLowRank,
     DPLRCore,
     DPLRFree,
     LowRank,
-    dense_certificate,
     dplr_core,
     long_memory_free,
     random_free,
@@ -67,16 +66,25 @@ class Couplings(NamedTuple):
         return coupling_gram(B, jnp.concatenate([self.C1, C2], axis=0), ft.G)
 
 
-class StateSpace(NamedTuple):
-    """The explicit state equation ``x⁺ = A x + B1 w + B2 u`` (``B2`` in unit-gain coordinates).
+class LTICore(Protocol):
+    """What an LTI part computes from ``H``: the explicit state equation and its certificate.
 
-    ``A`` is dense or, for a structured part, a `DiagonalPlusLowRank` with ``B1`` a `LowRank` on
-    its ``U`` (simulation takes both).
+    ``x⁺ = A x + B1 w + B2 u`` (``B2`` in unit-gain coordinates): ``A`` is dense or, for a
+    structured part, a `DiagonalPlusLowRank` with ``B1`` a `LowRank` on its ``U`` (simulation
+    takes both). ``metric()`` is the certificate ``P = Eᵀ𝒫⁻¹E`` as a dense matrix (for checks
+    only). `r2dn.parameterizations.core.Core` and `r2dn.parameterizations.dplr.DPLRCore` are two.
     """
 
-    A: Float[Array, "nx nx"] | DiagonalPlusLowRank
-    B1: Float[Array, "nx nv"] | LowRank
-    B2: Float[Array, "nx nu"]
+    @property
+    def A(self) -> Float[Array, "nx nx"] | DiagonalPlusLowRank: ...
+
+    @property
+    def B1(self) -> Float[Array, "nx nv"] | LowRank: ...
+
+    @property
+    def B2(self) -> Float[Array, "nx nu"]: ...
+
+    def metric(self) -> Float[Array, "nx nx"]: ...
 
 
 class AbstractLTI(eqx.Module):
@@ -84,21 +92,15 @@ class AbstractLTI(eqx.Module):
 
     Every final part is built as ``Part(nx, key=key, dtype=dtype)`` (random parameters; a part
     with low-rank factors also takes ``rank``, see `build_lti`) and
-    implements the three methods below. Every value of its parameters must give ``H ≻ 0`` for any
+    implements the two methods below. Every value of its parameters must give ``H ≻ 0`` for any
     `Couplings`, so that the model stays certified.
     """
 
     @abc.abstractmethod
-    def state_space(
+    def core(
         self, couplings: Couplings, *, alpha_bar: float, eps: float, margin_rule: MarginRule
-    ) -> StateSpace:
-        """``A = E⁻¹F, B1 = E⁻¹B̃1, B2 = E⁻¹B̃2``: what the model simulates with."""
-
-    @abc.abstractmethod
-    def metric(
-        self, couplings: Couplings, *, alpha_bar: float, eps: float, margin_rule: MarginRule
-    ) -> Float[Array, "nx nx"]:
-        """The certificate's metric ``P = Eᵀ𝒫⁻¹E ≻ 0`` as a dense matrix (for checks only)."""
+    ) -> LTICore:
+        """``A = E⁻¹F, B1 = E⁻¹B̃1, B2 = E⁻¹B̃2`` and the metric ``P = Eᵀ𝒫⁻¹E ≻ 0``."""
 
     @abc.abstractmethod
     def long_memory(
@@ -128,7 +130,7 @@ class DenseLTI(AbstractLTI):
     >>> lti = DenseLTI(3, key=jax.random.key(0), dtype=jnp.float32)
     >>> zero = jnp.zeros((3, 2))
     >>> couplings = Couplings(B1=zero, B2=jnp.ones((3, 1)), C1=zero.T, io=None)
-    >>> lti.state_space(couplings, alpha_bar=0.9, eps=1e-3, margin_rule="relative").A.shape
+    >>> lti.core(couplings, alpha_bar=0.9, eps=1e-3, margin_rule="relative").A.shape
     (3, 3)
     """
 
@@ -142,7 +144,7 @@ class DenseLTI(AbstractLTI):
         self.p = frobenius(self.X)
         self.Y = lecun_normal(kY, (nx, nx), dtype)
 
-    def _core(self, c: Couplings, alpha_bar: float, eps: float, margin_rule: MarginRule) -> Core:
+    def core(self, c: Couplings, *, alpha_bar: float, eps: float, margin_rule: MarginRule) -> Core:
         return unit_gain_core(
             self.X,
             self.p,
@@ -155,18 +157,6 @@ class DenseLTI(AbstractLTI):
             margin_rule=margin_rule,
             io=c.io,
         )
-
-    def state_space(
-        self, couplings: Couplings, *, alpha_bar: float, eps: float, margin_rule: MarginRule
-    ) -> StateSpace:
-        core = self._core(couplings, alpha_bar, eps, margin_rule)
-        return StateSpace(core.A, core.B1, core.B2)
-
-    def metric(
-        self, couplings: Couplings, *, alpha_bar: float, eps: float, margin_rule: MarginRule
-    ) -> Float[Array, "nx nx"]:
-        core = self._core(couplings, alpha_bar, eps, margin_rule)
-        return congruence_metric(core.E, core.Pcal)
 
     def long_memory(
         self,
@@ -216,7 +206,7 @@ class DPLRLTI(AbstractLTI):
     >>> lti = DPLRLTI(6, rank=2, key=jax.random.key(0), dtype=jnp.float32)
     >>> zero = jnp.zeros((6, 3))
     >>> couplings = Couplings(B1=zero, B2=jnp.ones((6, 1)), C1=zero.T, io=None)
-    >>> A = lti.state_space(couplings, alpha_bar=0.9, eps=1e-3, margin_rule="relative").A
+    >>> A = lti.core(couplings, alpha_bar=0.9, eps=1e-3, margin_rule="relative").A
     >>> type(A).__name__, A.rank
     ('DiagonalPlusLowRank', 14)
     """
@@ -231,8 +221,8 @@ class DPLRLTI(AbstractLTI):
             )
         self.free = random_free(key, nx, int(rank), dtype=dtype)
 
-    def _core(
-        self, c: Couplings, alpha_bar: float, eps: float, margin_rule: MarginRule
+    def core(
+        self, c: Couplings, *, alpha_bar: float, eps: float, margin_rule: MarginRule
     ) -> DPLRCore:
         return dplr_core(
             self.free,
@@ -244,17 +234,6 @@ class DPLRLTI(AbstractLTI):
             margin_rule=margin_rule,
             io=c.io,
         )
-
-    def state_space(
-        self, couplings: Couplings, *, alpha_bar: float, eps: float, margin_rule: MarginRule
-    ) -> StateSpace:
-        core = self._core(couplings, alpha_bar, eps, margin_rule)
-        return StateSpace(core.A, core.B1, core.B2)
-
-    def metric(
-        self, couplings: Couplings, *, alpha_bar: float, eps: float, margin_rule: MarginRule
-    ) -> Float[Array, "nx nx"]:
-        return dense_certificate(self._core(couplings, alpha_bar, eps, margin_rule))
 
     def long_memory(
         self,

@@ -29,7 +29,7 @@ from r2dn.models.base import (
     Feedthrough,
     check_options,
 )
-from r2dn.models.lti import AbstractLTI, Couplings, build_lti, lti_part
+from r2dn.models.lti import AbstractLTI, Couplings, LTICore, build_lti, lti_part
 from r2dn.models.r2dn_io import AbstractR2DNIO, io_part
 from r2dn.networks.sandwich import LBDN
 from r2dn.parameterizations.dplr import DiagonalPlusLowRank
@@ -175,13 +175,18 @@ class R2DN(AbstractRecurrentModel):
     def _couplings(self) -> Couplings:
         return Couplings(self.B1, self.B2, self.C1, self.io.coupling(self.dtype))
 
+    def _core(self) -> LTICore:
+        return self.lti.core(self._couplings(), **self._margins())
+
     def explicit(self) -> ExplicitSystem:
-        state = self.lti.state_space(self._couplings(), **self._margins())
-        out = self.io.outputs(state.B2, self.dtype)
+        return self._explicit(self._core())
+
+    def _explicit(self, core: LTICore) -> ExplicitSystem:
+        out = self.io.outputs(core.B2, self.dtype)
         by = jnp.zeros(self.ny, self.dtype) if self.by is None else self.by
         return ExplicitSystem(
-            A=state.A,
-            B1=state.B1,
+            A=core.A,
+            B1=core.B1,
             B2=out.B2,
             C1=self.C1,
             C2=out.C2,
@@ -195,15 +200,16 @@ class R2DN(AbstractRecurrentModel):
         )
 
     def certificate(self) -> Float[Array, "nx nx"]:
-        return self.lti.metric(self._couplings(), **self._margins())
+        return self._core().metric()
 
     def certificate_data(self) -> CertificateData:
         """The explicit system with ``A``, ``B1`` dense (the checks and the export take arrays)."""
-        system = self.explicit()
+        core = self._core()
+        system = self._explicit(core)
         if isinstance(system.A, DiagonalPlusLowRank):
             dense = (system.A.dense(), system.B1.dense())
             system = eqx.tree_at(lambda s: (s.A, s.B1), system, dense)
-        return CertificateData(system, self.certificate())
+        return CertificateData(system, core.metric())
 
 
 def ContractingR2DN(

@@ -54,6 +54,10 @@ class RENCore(NamedTuple):
     Pcal: Float[Array, "nx nx"]
     multiplier: Float[Array, " nv"]
 
+    def metric(self) -> Float[Array, "nx nx"]:
+        """The certificate ``P = Eᵀ𝒫⁻¹E``."""
+        return congruence_metric(self.E, self.Pcal)
+
 
 def ren_core(
     H: Float[Array, "2nx+nv 2nx+nv"],
@@ -274,8 +278,7 @@ class REN(AbstractRecurrentModel):
         )
 
     def certificate(self) -> Float[Array, "nx nx"]:
-        core = self._core()
-        return congruence_metric(core.E, core.Pcal)
+        return self._core().metric()
 
     def multiplier(self) -> Float[Array, " nv"]:
         """The diagonal of the IQC multiplier ``Λ ≻ 0`` on ``2Δwᵀ Λ (Δv − Δw) ≥ 0``."""
@@ -284,8 +287,9 @@ class REN(AbstractRecurrentModel):
     def certificate_data(self) -> CertificateData:
         """The explicit system, ``P``, and ``D11`` with the multiplier ``Λ`` of the equilibrium."""
         core = self._core()
-        P = congruence_metric(core.E, core.Pcal)
-        return CertificateData(self._explicit(core), P, D11=core.D11, multiplier=core.multiplier)
+        return CertificateData(
+            self._explicit(core), core.metric(), D11=core.D11, multiplier=core.multiplier
+        )
 
 
 def ContractingREN(nu: int, nx: int, nv: int, ny: int, **kwargs) -> REN:

@@ -12,7 +12,7 @@ import jax.scipy.linalg as jsl
 import numpy as np
 from jaxtyping import Array, Float
 
-from r2dn.parameterizations._linalg import polar_gram
+from r2dn.parameterizations._linalg import congruence_metric, polar_gram
 from r2dn.parameterizations.margin import MarginRule, contraction_factor, gram_margin
 from r2dn.parameterizations.supply import UnitGainFactors
 
@@ -25,6 +25,10 @@ class Core(NamedTuple):
     B2: Float[Array, "nx nu"]
     E: Float[Array, "nx nx"]
     Pcal: Float[Array, "nx nx"]
+
+    def metric(self) -> Float[Array, "nx nx"]:
+        """The certificate ``P = Eᵀ𝒫⁻¹E`` (design note, section 6)."""
+        return congruence_metric(self.E, self.Pcal)
 
 
 class Feedthrough(NamedTuple):

@@ -143,6 +143,10 @@ class DPLRCore(NamedTuple):
     E: DiagonalPlusLowRank
     Pcal: DiagonalPlusLowRank
 
+    def metric(self) -> Float[Array, "nx nx"]:
+        """The certificate ``P = Eᵀ𝒫⁻¹E``, materialised (nx × nx) for the section-6 check."""
+        return congruence_metric(self.E.dense(), self.Pcal.dense())
+
 
 def frobenius_dplr(free: DPLRFree) -> Float[Array, ""]:
     """``‖X‖_F`` (smoothed as `r2dn.parameterizations.frobenius`) without forming ``X``."""
@@ -262,11 +266,6 @@ def dplr_core(
         E=DiagonalPlusLowRank(lam_E, L_E, R_E),
         Pcal=DiagonalPlusLowRank(s * d2**2 + eps, Pcal_factor, Pcal_factor),
     )
-
-
-def dense_certificate(core: DPLRCore) -> Float[Array, "nx nx"]:
-    """The certificate ``P = Eᵀ𝒫⁻¹E``, materialised (nx × nx) for the section-6 check."""
-    return congruence_metric(core.E.dense(), core.Pcal.dense())
 
 
 def dense_free(

@@ -45,6 +45,8 @@ import pytest  # noqa: E402
 from r2dn.parameterizations import StrictContraction, SupplyRate  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
+# JAX reads those variables when it is first imported; set them again in case a plugin or an
+# earlier conftest imported it before this file ran.
 for option, value in PERSISTENT_CACHE.items():
     jax.config.update(option, type(value)(os.environ[option.upper()]))
 
